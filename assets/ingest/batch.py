@@ -1,0 +1,272 @@
+"""Load one landed file as one batch: read, normalise, judge every row, merge, account.
+
+For every batch: rows_read = rows_loaded + rows_quarantined + rows_skipped. A file that
+cannot be read becomes a ``failed`` batch with a reason and never stops the other files.
+The same bytes delivered again are recorded as a ``duplicate`` and not loaded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from assets.ingest.normalise import match_headers, normalise
+from assets.ingest.readers import UnreadableFile, read_file
+from expectations.contract import Contract, all_contracts
+from expectations.rules import RowRule, q, reference_rule, row_rules, sql_str
+from warehouse.writer import mark_superseded, merge_into_core, now
+
+SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
+LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
+
+log = logging.getLogger("govmetrics.ingest")
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    dataset: str
+    source_path: str
+    status: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_skipped: int = 0
+    reason: str | None = None
+    merge: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def landed_files(landing: Path, dataset: str) -> list[Path]:
+    folder = landing / dataset
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not p.name.startswith((".", "~$")) and p.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
+def pending_files(con: duckdb.DuckDBPyConnection, landing: Path, dataset: str) -> list[Path]:
+    """Files not seen before as (path, content): re-running with nothing new changes nothing."""
+    seen = set(con.execute("SELECT source_path, sha256 FROM quality.load_batches WHERE dataset = ?",
+                           [dataset]).fetchall())
+    return [p for p in landed_files(landing, dataset)
+            if (relative(p, landing), sha256_of(p)) not in seen]
+
+
+def relative(path: Path, landing: Path) -> str:
+    try:
+        return path.relative_to(landing).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _new_batch_id(dataset: str, sha: str) -> str:
+    return f"{dataset}-{now():%Y%m%dT%H%M%S}-{sha[:10]}"
+
+
+def _record(con: duckdb.DuckDBPyConnection, result: BatchResult, sha: str, run_id: str | None,
+            encoding: str | None = None, period: tuple[str | None, str | None] = (None, None)) -> None:
+    con.execute(
+        """INSERT OR REPLACE INTO quality.load_batches
+           (batch_id, dataset, source_path, sha256, received_at, run_id, rows_read, rows_loaded,
+            rows_quarantined, rows_skipped, status, reason, encoding, period_min, period_max)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [result.batch_id, result.dataset, result.source_path, sha, now(), run_id, result.rows_read,
+         result.rows_loaded, result.rows_quarantined, result.rows_skipped, result.status,
+         result.reason, encoding, *period])
+
+
+def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, landing: Path,
+              pii_key: bytes, run_id: str | None = None,
+              progress: Callable[[str], None] = log.info) -> BatchResult:
+    """Load one file; never raises for a bad file (the failure is recorded as a batch)."""
+    source = relative(path, landing)
+    sha = sha256_of(path)
+    batch_id = _new_batch_id(contract.name, sha)
+    earlier = con.execute(
+        f"SELECT batch_id, source_path FROM quality.load_batches WHERE dataset = ? AND sha256 = ? "
+        f"AND status IN {LOADED_STATUSES} ORDER BY received_at LIMIT 1", [contract.name, sha]).fetchone()
+    if earlier:
+        result = BatchResult(batch_id, contract.name, source, "duplicate",
+                             reason=f"与已载入的批次 {earlier[0]}（{earlier[1]}）内容完全相同，未重复载入")
+        _record(con, result, sha, run_id)
+        progress(f"{source}: duplicate of {earlier[0]}, skipped")
+        return result
+
+    staging = f"staging.{q('batch_' + sha[:16])}"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result, encoding, staged = _stage(con, contract, path, source, batch_id, staging, pii_key, progress)
+        period = _judge_and_merge(con, contract, result, staging) if staged else (None, None)
+        con.execute(f"DROP TABLE IF EXISTS {staging}")
+        _record(con, result, sha, run_id, encoding, period)
+        con.execute("COMMIT")
+    except Exception as exc:  # one bad file never stops the others
+        con.execute("ROLLBACK")
+        log.exception("loading %s failed", source)
+        result = BatchResult(batch_id, contract.name, source, "failed",
+                             reason=f"载入时发生内部错误，文件未载入（{type(exc).__name__}: {exc}）")
+        _record(con, result, sha, run_id)
+    progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
+             f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
+    return result
+
+
+def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, staging: str,
+           pii_key: bytes, progress) -> tuple[BatchResult, str | None, bool]:
+    """Read and normalise every table of the file into one staging table (if it has rows)."""
+    result = BatchResult(batch_id, contract.name, source, "loaded")
+    try:
+        tables = read_file(path)
+    except UnreadableFile as exc:
+        result.status, result.reason = "failed", f"文件无法读取：{exc}"
+        return result, None, False
+    notes: list[str] = []
+    encoding = None
+    created = matched = False
+    for table in tables:
+        match = match_headers(table, contract)
+        where = f"工作表“{table.sheet}”" if table.sheet else "文件"
+        if not match.mapping:
+            notes.append(f"{where}没有可识别的列，已忽略")
+            continue
+        encoding = encoding or table.encoding
+        matched = True
+        for chunk in table.chunks:
+            totals = int(chunk["__total"].sum())
+            result.rows_skipped += totals
+            result.rows_read += chunk.height
+            frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key)
+            frame = frame.with_columns(pl.lit(table.sheet, dtype=pl.String).alias("__sheet"),
+                                       pl.lit(", ".join(match.missing_required) or None,
+                                              dtype=pl.String).alias("__missing"))
+            con.register("govmetrics_chunk", frame.to_arrow())
+            if created:
+                con.execute(f"INSERT INTO {staging} BY NAME SELECT * FROM govmetrics_chunk")
+            else:
+                con.execute(f"CREATE OR REPLACE TABLE {staging} AS SELECT * FROM govmetrics_chunk")
+                created = True
+            con.unregister("govmetrics_chunk")
+            progress(f"{source}: staged {result.rows_read:,} rows")
+        if match.missing_required:
+            notes.append(f"{where}缺少必填列：" + "、".join(
+                f"{contract.column(c).zh}（{c}）" for c in match.missing_required))
+    if not matched:
+        result.status = "failed"
+        notes.append(f"没有一列能对应到{contract.title_zh}模板的列，请按模板填写表头")
+    elif result.rows_read == 0:
+        notes.append("文件只有表头，没有数据行")
+    result.reason = "；".join(notes) or None
+    return result, encoding, created
+
+
+def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[str]]:
+    """Row rules plus reference rules whose referenced dataset has current rows."""
+    rules = [RowRule("missing_column", None, "__missing IS NOT NULL",
+                     "文件缺少必填列，整行无法载入，请按模板补齐列后重新报送")] + row_rules(contract)
+    flags: list[str] = []
+    contracts = all_contracts()
+    for col in contract.columns:
+        if not col.reference:
+            continue
+        ref_ds, ref_col = col.reference
+        if col.on_missing_reference == "flag":
+            flags.append(f"{q(col.name)} IS NOT NULL AND {q(col.name)} NOT IN "
+                         f"(SELECT {q(ref_col)} FROM latest.{q(ref_ds)} WHERE {q(ref_col)} IS NOT NULL) "
+                         f"AS {q(col.flag_column)}")
+            continue
+        present = con.execute(f"SELECT count(*) FROM latest.{q(ref_ds)}").fetchone()[0]
+        if present:  # an empty register cannot judge anything: say so instead of rejecting all
+            rules.append(reference_rule(col, contracts[ref_ds].title_zh))
+        else:
+            log.warning("%s.%s: %s has no rows yet, reference not checked", contract.name, col.name, ref_ds)
+    return rules, flags
+
+
+def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str) -> tuple[str | None, str | None]:
+    rules, flags = _rules_for(con, contract)
+    names = "[" + ", ".join(f"CASE WHEN {r.broken_sql} THEN {sql_str(r.name)} END" for r in rules) + "]"
+    messages = "[" + ", ".join(
+        f"CASE WHEN {r.broken_sql} THEN {sql_str(r.message)} END" for r in rules) + "]"
+    keys = ", ".join(q(k) for k in contract.keys)
+    key_zh = "、".join(contract.column(k).zh for k in contract.keys)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE judged AS
+        WITH checked AS (
+            SELECT *, list_filter({names}, x -> x IS NOT NULL) AS __rules,
+                      list_filter({messages}, x -> x IS NOT NULL) AS __messages
+            FROM {staging}
+        ), ranked AS (
+            SELECT *, CASE WHEN len(__rules) = 0 THEN
+                        first_value(__row) OVER (PARTITION BY len(__rules) = 0, {keys} ORDER BY __sheet, __row)
+                      END AS __first_row
+            FROM checked
+        )
+        SELECT * EXCLUDE (__rules, __messages, __first_row),
+               CASE WHEN __first_row IS NOT NULL AND __first_row <> __row
+                    THEN ['duplicate_key'] ELSE __rules END AS __rules,
+               CASE WHEN __first_row IS NOT NULL AND __first_row <> __row
+                    THEN ['{key_zh}在本文件中重复，与第' || __first_row || '行相同；保留了第一次出现的行']
+                    ELSE __messages END AS __messages
+        FROM ranked
+    """)
+    con.execute(f"""
+        INSERT INTO quality.quarantine
+        SELECT ?, ?, __sheet, __row, __rules[1], __rules, array_to_string(__messages, '；'), __raw::JSON
+        FROM judged WHERE len(__rules) > 0""", [result.batch_id, result.dataset])
+    result.rows_quarantined = con.execute("SELECT count(*) FROM judged WHERE len(__rules) > 0").fetchone()[0]
+
+    loaded_at = now()
+    columns = ", ".join(q(c) for c in contract.column_names)
+    flag_sql = "".join(f", {f}" for f in flags)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE incoming AS
+        SELECT {columns}{flag_sql}, ? AS batch_id, __row AS source_row, __extras::JSON AS extras,
+               ?::TIMESTAMP AS valid_from, NULL::TIMESTAMP AS valid_to
+        FROM judged WHERE len(__rules) = 0""", [result.batch_id, loaded_at])
+    result.rows_loaded = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
+    result.merge = merge_into_core(con, contract, "incoming", loaded_at)
+    mark_superseded(con, contract.name, result.batch_id)
+
+    if result.rows_loaded == 0 and result.rows_quarantined:
+        result.status = "failed"
+        result.reason = "；".join(filter(None, [result.reason, f"全部{result.rows_quarantined}行均未通过校验，见 quality.quarantine"]))
+    elif result.rows_quarantined:
+        result.status = "partially_loaded"
+        result.reason = "；".join(filter(None, [result.reason, f"{result.rows_quarantined}行未通过校验，已隔离"]))
+    period = None
+    if contract.period:
+        period = con.execute(f"SELECT min({q(contract.period)})::VARCHAR, max({q(contract.period)})::VARCHAR "
+                             f"FROM incoming").fetchone()
+    con.execute("DROP TABLE IF EXISTS judged; DROP TABLE IF EXISTS incoming")
+    return period or (None, None)
+
+
+def refresh_reference_flags(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
+    """Re-evaluate 'not loaded yet' flags: a review's case may have arrived since."""
+    changed = 0
+    for col in contract.columns:
+        if not col.flag_column:
+            continue
+        ref_ds, ref_col = col.reference
+        changed += con.execute(
+            f"""UPDATE core.{q(contract.name)} SET {q(col.flag_column)} = ({q(col.name)} NOT IN
+                   (SELECT {q(ref_col)} FROM latest.{q(ref_ds)} WHERE {q(ref_col)} IS NOT NULL))
+                WHERE valid_to IS NULL""").fetchone()[0]
+    return changed

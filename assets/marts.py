@@ -1,0 +1,41 @@
+"""Marts: monthly service volume and every KPI of the catalogue, rebuilt from the current core rows."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.core import CONTRACTS, OWNERS, core_key
+from assets.metadata import md_table
+from assets.quality import QUALITY_SUMMARY
+from pipelines.resources import Warehouse
+
+SERVICE_VOLUME = dg.AssetKey(["marts", "service_volume_monthly"])
+KPI_VALUES = dg.AssetKey(["marts", "kpi_values"])
+DEPS = [core_key(name) for name in CONTRACTS] + [QUALITY_SUMMARY]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(SERVICE_VOLUME, deps=DEPS, group_name="marts", owners=OWNERS, kinds={"duckdb"},
+                     description="办件与好差评月度汇总（月份 × 部门 × 区县）：办件量、网上办件、全程网办、"
+                                 "有效评价、好评、差评、默认评价；明细月份取明细，其他月份取月报。"),
+        dg.AssetSpec(KPI_VALUES, deps=DEPS, group_name="marts", owners=OWNERS, kinds={"duckdb"},
+                     description="指标值：每个指标（见 marts.kpi_catalogue 的口径）每个统计期、每个范围"
+                                 "（全市、区县或部门）一行，附分子、分母和来源批次。"),
+    ],
+)
+def marts(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    from warehouse.marts import build_marts
+
+    with warehouse.writer() as con:
+        counts = build_marts(con, context.run_id)
+        latest = con.execute(
+            """SELECT kpi_code, name_zh, period_grain, period_start, value, unit
+               FROM marts.kpi_values WHERE scope = 'city'
+               QUALIFY row_number() OVER (PARTITION BY kpi_code ORDER BY period_start DESC) = 1
+               ORDER BY kpi_code""").pl()
+    yield dg.MaterializeResult(asset_key=SERVICE_VOLUME,
+                               metadata={"dagster/row_count": counts.get("service_volume_monthly", 0)})
+    yield dg.MaterializeResult(asset_key=KPI_VALUES,
+                               metadata={"dagster/row_count": counts.get("kpi_values", 0),
+                                         "latest_city_values": dg.MetadataValue.md(md_table(latest, 60))})

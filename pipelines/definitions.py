@@ -1,0 +1,39 @@
+"""The code location: every asset, check, job, schedule and sensor, assembled in one place.
+
+``dagster dev`` (see the Makefile's ``dev`` target) and ``govmetrics refresh`` both load
+``defs`` from here. Nothing reads the environment at import: resources take ``EnvVar``s,
+resolved when a run starts.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.core import core_assets, landing_specs
+from assets.exports import bulletin, parquet, warehouse_snapshot
+from assets.marts import marts
+from assets.quality import load_summary
+from pipelines.automation import landing_sensor, monthly_refresh, refresh_job
+from pipelines.resources import ExportsFolder, LandingFolder, PersonalDataKey, Warehouse
+
+
+def resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "landing": LandingFolder(path=dg.EnvVar("GOVMETRICS_LANDING")),
+        "warehouse": Warehouse(path=dg.EnvVar("GOVMETRICS_WAREHOUSE")),
+        "exports": ExportsFolder(path=dg.EnvVar("GOVMETRICS_EXPORTS")),
+        "personal_data_key": PersonalDataKey(key=dg.EnvVar("GOVMETRICS_PII_KEY")),
+    }
+
+
+ASSETS = [*landing_specs, *core_assets, load_summary, marts, parquet, bulletin, warehouse_snapshot]
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    jobs=[refresh_job],
+    schedules=[monthly_refresh],
+    sensors=[landing_sensor],
+    resources=resources(),
+    # One DuckDB writer at a time: steps run in one process, in dependency order.
+    executor=dg.in_process_executor,
+)

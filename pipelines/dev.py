@@ -1,0 +1,22 @@
+"""``make dev``: ``dagster dev`` on loopback with the checkout defaults for unset GOVMETRICS_* variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipelines.resources import apply_defaults
+
+
+def main() -> int:
+    apply_defaults()
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    cmd = ["dagster", "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", os.environ.get("PORT", "3000")]
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Real Dagster runs of the core assets into a real DuckDB file, on departmental-looking files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.core import core_assets, landing_specs
+from assets.quality import load_summary
+from pipelines.resources import ExportsFolder, LandingFolder, PersonalDataKey, Warehouse
+from tests import departments as dep
+
+KEY = "test-key"
+
+
+def run_core(landing: Path, warehouse: Path, exports: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*landing_specs, *core_assets, load_summary],
+        resources={
+            "landing": LandingFolder(path=str(landing)),
+            "warehouse": Warehouse(path=str(warehouse)),
+            "exports": ExportsFolder(path=str(exports)),
+            "personal_data_key": PersonalDataKey(key=KEY),
+        },
+        raise_on_error=False,
+    )
+
+
+def batches(db: Path) -> dict[str, tuple]:
+    with duckdb.connect(str(db.with_name(db.stem + ".writer.duckdb")), read_only=True) as con:
+        rows = con.execute("""SELECT source_path, status, rows_read, rows_loaded, rows_quarantined,
+                                     rows_skipped, reason, batch_id FROM quality.load_batches""").fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    landing, warehouse, exports = root / "landing", root / "wh" / "gm.duckdb", root / "exports"
+    dep.registers(landing)
+    facts = {"gbk": dep.cases_gbk(landing), "json": dep.cases_json(landing),
+             "parquet": dep.cases_parquet(landing), "sql": dep.sql_header_file(landing)}
+    facts.update(dep.broken_files(landing))
+    # the same bytes delivered twice under another name
+    shutil.copyfile(facts["json"]["path"], landing / "service_cases" / "platform_export (1).json")
+    result = run_core(landing, warehouse, exports)
+    return {"root": root, "landing": landing, "warehouse": warehouse, "exports": exports,
+            "facts": facts, "result": result}
+
+
+def writer(loaded) -> duckdb.DuckDBPyConnection:
+    w = loaded["warehouse"]
+    return duckdb.connect(str(w.with_name(w.stem + ".writer.duckdb")), read_only=True)
+
+
+def test_run_succeeds_and_every_file_has_its_batch(loaded):
+    assert loaded["result"].success
+    b = batches(loaded["warehouse"])
+    gbk = b["service_cases/办件明细_202303.csv"]
+    assert gbk[:5] == ("partially_loaded", 8, 3, 5, 0)
+    assert b["service_cases/platform_export.json"][:4] == ("loaded", 2, 2, 0)
+    assert b["service_cases/platform_export (1).json"][0] == "duplicate"
+    assert b["service_cases/cases_2023_01.parquet"][:4] == ("loaded", 2, 2, 0)
+    assert b["service_cases/损坏文件.xlsx"][0] == "failed" and b["service_cases/损坏文件.xlsx"][5]
+    assert b["service_cases/empty.csv"][0] == "failed"
+    assert b["org_units/部门与区划.csv"][:3] == ("loaded", 6, 6)
+
+
+def test_rows_read_equal_loaded_plus_quarantined_plus_skipped(loaded):
+    with writer(loaded) as con:
+        bad = con.execute("""SELECT source_path FROM quality.load_batches WHERE status <> 'duplicate'
+                             AND rows_read <> rows_loaded + rows_quarantined + rows_skipped""").fetchall()
+        quarantined = con.execute("""SELECT b.batch_id, b.rows_quarantined, count(q.batch_id)
+                                     FROM quality.load_batches b LEFT JOIN quality.quarantine q USING (batch_id)
+                                     GROUP BY ALL HAVING b.rows_quarantined <> count(q.batch_id)""").fetchall()
+    assert bad == [] and quarantined == []
+
+
+def test_bad_rows_are_quarantined_with_their_rule_and_clerk_message(loaded):
+    facts = loaded["facts"]["gbk"]
+    with writer(loaded) as con:
+        rows = con.execute("""SELECT q.source_row, q.rule, q.message, q.raw_values
+                              FROM quality.quarantine q JOIN quality.load_batches b USING (batch_id)
+                              WHERE b.source_path = 'service_cases/办件明细_202303.csv'""").fetchall()
+    assert {r[0]: r[1] for r in rows} == facts["rules"]
+    for _, _, message, raw in rows:
+        assert message and not message.isascii()  # written for a clerk, in Chinese
+        assert "办件编号" in raw  # raw values keyed by the department's own headers
+
+
+def test_good_rows_land_in_core_once(loaded):
+    with writer(loaded) as con:
+        cases = dict(con.execute("SELECT case_no, channel FROM latest.service_cases").fetchall())
+        total = con.execute("SELECT count(*) FROM core.service_cases").fetchone()[0]
+    assert set(cases) == {"C0001", "C0002", "C0003", "C1001", "C1002", "C2001", "C2002", "C3001"}
+    assert total == len(cases)  # the duplicate delivery added nothing
+
+
+def test_sql_looking_header_is_kept_as_data(loaded):
+    with writer(loaded) as con:
+        extras = con.execute("SELECT extras FROM latest.service_cases WHERE case_no = 'C3001'").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM core.service_cases").fetchone()[0] > 0
+    assert "DROP TABLE" in extras
+
+
+def test_no_personal_data_in_clear_anywhere(loaded):
+    root: Path = loaded["root"]
+    outputs = [p for p in root.rglob("*") if p.is_file() and "landing" not in p.parts]
+    assert outputs
+    for path in outputs:
+        data = path.read_bytes()
+        for secret in dep.ID_NUMBERS + dep.PHONES:
+            assert secret.encode() not in data, f"{secret} in clear in {path}"
+    with writer(loaded) as con:
+        hashed = con.execute("SELECT applicant_id_no FROM latest.service_cases WHERE case_no='C0001'").fetchone()[0]
+    assert len(hashed) == 64
+
+
+def test_asset_checks_reported_for_every_expectation(loaded):
+    evaluations = loaded["result"].get_asset_check_evaluations()
+    assert evaluations
+    by_asset = {}
+    for e in evaluations:
+        by_asset.setdefault(e.asset_key.to_user_string(), []).append(e)
+    assert "core/service_cases" in by_asset
+    with writer(loaded) as con:
+        recorded = con.execute("SELECT count(DISTINCT expectation) FROM quality.check_results "
+                               "WHERE dataset = 'service_cases'").fetchone()[0]
+    assert recorded == len(by_asset["core/service_cases"])
+
+
+def test_rerun_with_nothing_new_changes_nothing(loaded):
+    before = batches(loaded["warehouse"])
+    with writer(loaded) as con:
+        rows_before = con.execute("SELECT count(*) FROM core.service_cases").fetchone()[0]
+    result = run_core(loaded["landing"], loaded["warehouse"], loaded["exports"])
+    assert result.success
+    assert batches(loaded["warehouse"]) == before
+    with writer(loaded) as con:
+        assert con.execute("SELECT count(*) FROM core.service_cases").fetchone()[0] == rows_before
+
+
+def test_corrected_file_supersedes_and_history_stays(loaded):
+    landing = loaded["landing"]
+    # The JSON export is corrected: C1002 is now finished.
+    path = loaded["facts"]["json"]["path"]
+    text = path.read_text(encoding="utf-8").replace('"办结时间": null, "办理状态": "在办"',
+                                                    '"办结时间": "2023-02-05 10:00:00", "办理状态": "已办结"')
+    text = text.replace('"受理时间": null', '"受理时间": "2023-02-02 11:00:00"')
+    (landing / "service_cases" / "platform_export (1).json").unlink()
+    path.write_text(text, encoding="utf-8")
+    assert run_core(landing, loaded["warehouse"], loaded["exports"]).success
+    with writer(loaded) as con:
+        versions = con.execute("""SELECT status, valid_to IS NULL FROM core.service_cases
+                                  WHERE case_no = 'C1002' ORDER BY valid_from""").fetchall()
+        superseded = con.execute("""SELECT status FROM quality.load_batches
+                                    WHERE source_path = 'service_cases/platform_export.json'
+                                    ORDER BY received_at""").fetchall()
+    assert versions == [("在办", False), ("已办结", True)]
+    # the first delivery still has C1001 current (unchanged), so it is not wholly superseded
+    assert [s[0] for s in superseded] == ["loaded", "loaded"]

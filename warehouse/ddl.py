@@ -1,0 +1,139 @@
+"""Warehouse DDL, generated from the contracts: core tables, latest views, quality tables.
+
+Every table and column carries a ``COMMENT ON`` with its Chinese name and meaning, so that
+an analyst browsing the database in DBeaver or ``duckdb -c 'FROM duckdb_columns()'`` reads
+what the bureau calls it. Identifiers come from the contracts (reviewed code), never from
+department files; they are still quoted.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from expectations.contract import Contract, all_contracts
+
+
+def quote(identifier: str) -> str:
+    """Quote a SQL identifier (DuckDB / PostgreSQL rules)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """Quote a SQL string literal; used only where DuckDB takes no parameter (COMMENT ON)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Bookkeeping columns every core table carries after the contract's own columns.
+BOOKKEEPING: list[tuple[str, str, str]] = [
+    ("batch_id", "VARCHAR NOT NULL", "批次编号：载入该行的文件批次（quality.load_batches.batch_id）"),
+    ("source_row", "BIGINT", "源文件行号：该行在部门报送文件中的行号"),
+    ("extras", "JSON", "额外列：报送文件中合同之外的列（原样保留，JSON）"),
+    ("valid_from", "TIMESTAMP NOT NULL", "生效时间：该版本载入的时间"),
+    ("valid_to", "TIMESTAMP", "失效时间：被更正文件取代的时间；为空表示当前有效"),
+]
+
+QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
+    "load_batches": (
+        "载入批次：每个收到的文件一行，记录读取、载入、隔离、跳过的行数和状态",
+        [
+            ("batch_id", "VARCHAR PRIMARY KEY", "批次编号"),
+            ("dataset", "VARCHAR NOT NULL", "数据集"),
+            ("source_path", "VARCHAR NOT NULL", "源文件路径（相对落地目录）"),
+            ("sha256", "VARCHAR NOT NULL", "文件内容SHA-256"),
+            ("received_at", "TIMESTAMP NOT NULL", "接收时间"),
+            ("run_id", "VARCHAR", "Dagster运行编号"),
+            ("rows_read", "BIGINT", "读取行数（不含空行）"),
+            ("rows_loaded", "BIGINT", "载入行数"),
+            ("rows_quarantined", "BIGINT", "隔离行数"),
+            ("rows_skipped", "BIGINT", "跳过行数（合计、小计、总计行）"),
+            ("status", "VARCHAR NOT NULL", "状态：loaded 已载入, partially_loaded 部分载入, failed 失败, superseded 已被取代, duplicate 重复报送"),
+            ("reason", "VARCHAR", "原因说明（失败、重复或部分载入时）"),
+            ("encoding", "VARCHAR", "检测到的文本编码"),
+            ("period_min", "VARCHAR", "该批次数据覆盖的最早统计期"),
+            ("period_max", "VARCHAR", "该批次数据覆盖的最晚统计期"),
+        ],
+    ),
+    "quarantine": (
+        "隔离行：每个被拒绝的行一行，附规则、说明和原始值",
+        [
+            ("batch_id", "VARCHAR NOT NULL", "批次编号"),
+            ("dataset", "VARCHAR NOT NULL", "数据集"),
+            ("source_sheet", "VARCHAR", "源工作表（XLSX）"),
+            ("source_row", "BIGINT", "源文件行号（经办人在文件中看到的行号）"),
+            ("rule", "VARCHAR NOT NULL", "违反的第一条规则"),
+            ("rules", "VARCHAR[]", "违反的全部规则"),
+            ("message", "VARCHAR NOT NULL", "说明：部门经办人可据此更正的文字"),
+            ("raw_values", "JSON", "原始值（个人信息已脱敏）"),
+        ],
+    ),
+    "check_results": (
+        "校验结果：每次运行每个期望（Great Expectations）一行",
+        [
+            ("run_id", "VARCHAR", "Dagster运行编号"),
+            ("batch_id", "VARCHAR", "本次运行载入的批次（无新批次时为空）"),
+            ("dataset", "VARCHAR NOT NULL", "数据集"),
+            ("suite", "VARCHAR NOT NULL", "期望套件"),
+            ("expectation", "VARCHAR NOT NULL", "期望名称"),
+            ("severity", "VARCHAR NOT NULL", "严重程度：error 阻断发布, warn 仅提示"),
+            ("success", "BOOLEAN NOT NULL", "是否通过"),
+            ("observed_value", "JSON", "观测值"),
+            ("unexpected_count", "BIGINT", "不符合期望的行数"),
+            ("checked_at", "TIMESTAMP NOT NULL", "校验时间"),
+        ],
+    ),
+}
+
+
+def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
+    """(name, type, comment) of every column of ``core.<dataset>``, in order."""
+    cols = []
+    for c in contract.columns:
+        comment = f"{c.zh}"
+        if c.pii:
+            comment += "（个人信息：存储为带密钥的哈希值，可计数不可还原）"
+        if c.values:
+            comment += "；取值：" + "、".join(c.values)
+        if c.unit:
+            comment += f"；单位：{c.unit}"
+        cols.append((c.name, c.duckdb_type, comment))
+        if c.flag_column:
+            ref_ds, _ = c.reference
+            cols.append((c.flag_column, "BOOLEAN", f"{c.zh}在{ref_ds}中尚未找到（已保留并标记）"))
+    return cols + BOOKKEEPING
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, comment: str,
+                  columns: list[tuple[str, str, str]]) -> None:
+    name = f"{quote(schema)}.{quote(table)}"
+    body = ", ".join(f"{quote(c)} {t}" for c, t, _ in columns)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({body})")
+    existing = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        [schema, table]).fetchall()}
+    for c, t, _ in columns:  # schema only grows: a new contract column is added as nullable
+        if c not in existing:
+            con.execute(f"ALTER TABLE {name} ADD COLUMN {quote(c)} {t.replace(' NOT NULL', '').replace(' PRIMARY KEY', '')}")
+    con.execute(f"COMMENT ON TABLE {name} IS {literal(comment)}")
+    for c, _, text in columns:
+        con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
+
+
+def create_core_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    _create_table(con, "core", contract.name, f"{contract.title_zh}：{contract.description}",
+                  core_columns(contract))
+    con.execute(
+        f"CREATE OR REPLACE VIEW latest.{quote(contract.name)} AS "
+        f"SELECT * FROM core.{quote(contract.name)} WHERE valid_to IS NULL"
+    )
+    con.execute(f"COMMENT ON VIEW latest.{quote(contract.name)} IS "
+                f"{literal(contract.title_zh + '（当前有效版本）')}")
+
+
+def create_all(con: duckdb.DuckDBPyConnection) -> None:
+    """Create (or grow) every schema, table and view the loaders write. Idempotent."""
+    for schema in ("core", "latest", "quality", "marts", "staging"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+    for table, (comment, columns) in QUALITY_TABLES.items():
+        _create_table(con, "quality", table, comment, columns)
+    for contract in all_contracts().values():
+        create_core_table(con, contract)
