@@ -1,0 +1,223 @@
+"""The Great Expectations suite of a dataset, derived from its contract.
+
+``suite_for(contract)`` turns a contract (``expectations/contracts/<dataset>.yaml``) into a
+list of :class:`ExpectationSpec`: plain data naming a GX 1.x expectation class, its kwargs, a
+severity and a one-line description. ``gx_runner.run_suite`` turns the specs into real GX
+expectations and runs them against ``latest.<dataset>`` inside the DuckDB warehouse.
+
+This module is imported when the Dagster code location loads (the specs declare the asset
+checks), so it must stay cheap and deterministic: it does **not** import great_expectations
+(that takes ~10 s); only ``gx_runner`` does, lazily.
+
+What is derived, in this order (names are stable and unique within a dataset):
+
+* ``row_count_positive``: ``ExpectTableRowCountToBeBetween(min_value=1)``;
+* ``keys_unique``: ``ExpectColumnValuesToBeUnique`` (one key) or
+  ``ExpectCompoundColumnsToBeUnique`` (several keys);
+* per column, in contract order: ``<col>_not_null`` (required), ``<col>_in_set`` (enum
+  values), ``<col>_between`` (min/max; rating 1..5; rate 0..1), ``<col>_matches_pattern``
+  (pattern; an ``UnexpectedRowsExpectation`` with ``regexp_full_match`` because GX's regex
+  expectations raise "Regex is not supported for dialect duckdb"),
+  ``<col>_references_<dataset>`` (``references:``);
+* ``rule_<name>`` for each contract ``rules:`` entry;
+* whatever :data:`extra_specs` registers for the dataset (cross-dataset checks that a
+  column-level contract cannot express, e.g. ``reconciles_with_case_records``).
+
+Severities. ``error`` blocks the dataset's downstream marts; ``warn`` is reported only.
+Every row-level check here mirrors a rule the loader already enforces by quarantining rows
+(``expectations/rules.py``), so a failure against ``latest.<dataset>`` means the loader's
+invariant is broken (a loader bug, a contract tightened after rows were loaded, or a
+referenced register that has since dropped a code). Each of those feeds a published KPI
+directly: an unknown enum value drops out of a ratio's numerator or denominator (网上实办率
+counts channels, 办结率 counts statuses), an out-of-range count or promised time limit skews
+sums and 按时办结率, a malformed region code mis-assigns a case, a duplicate key double
+counts, a dangling department code loses rows from department breakdowns, and an empty table
+publishes 0 instead of "no data". So they are all ``error``. The one ``warn`` is a reference
+the contract declares ``on_missing_reference: flag``: the contract itself says such rows are
+legitimate while the referenced record has not arrived yet (a review of a case not yet
+exported), so it is reported, not blocking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from expectations.contract import Column, Contract
+
+ERROR = "error"
+WARN = "warn"
+
+# Relative gap allowed between a month's manually reported case volume (sum over departments
+# in case_volume_monthly) and the number of case records (service_cases) applied that month.
+RECONCILIATION_TOLERANCE = "0.005"  # kept as text: DuckDB reads it as an exact DECIMAL
+
+# Implicit bounds some logical types carry whatever the contract says.
+_TYPE_BOUNDS: dict[str, tuple[float, float]] = {
+    "rating": (1, 5),  # 1..5, 非常不满意 .. 非常满意
+    "rate": (0, 1),  # a share; '99.4%' is stored as 0.994
+}
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    name: str  # stable, unique within the dataset, snake_case
+    gx_type: str  # GX 1.x expectation class name, e.g. "ExpectColumnValuesToNotBeNull"
+    kwargs: dict = field(hash=False)  # kwargs for that class; SQL queries use {batch}
+    severity: str  # "error" (blocking) or "warn"
+    description: str  # one line a department clerk / data engineer understands
+
+
+def q(identifier: str) -> str:
+    """Quote a SQL identifier (DuckDB rules)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_str(text: str) -> str:
+    """Quote a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _braces(sql: str) -> str:
+    """Escape literal braces: GX substitutes ``{batch}`` with ``str.format``.
+
+    A pattern such as ``[0-9]{6}`` must reach DuckDB unchanged.
+    """
+    return sql.replace("{", "{{").replace("}", "}}")
+
+
+def _num(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
+    specs: list[ExpectationSpec] = []
+    c = q(col.name)
+    label = f"{col.zh}({col.name})"
+    if col.required:
+        specs.append(ExpectationSpec(
+            f"{col.name}_not_null", "ExpectColumnValuesToNotBeNull", {"column": col.name}, ERROR,
+            f"{label}为必填项，当前数据中不能有空值",
+        ))
+    if col.values:
+        specs.append(ExpectationSpec(
+            f"{col.name}_in_set", "ExpectColumnValuesToBeInSet",
+            {"column": col.name, "value_set": list(col.values)}, ERROR,
+            f"{label}只能是：{'、'.join(col.values)}",
+        ))
+    if not col.pii:  # a hash has no range or format
+        lo, hi = col.min, col.max
+        if col.type in _TYPE_BOUNDS:
+            t_lo, t_hi = _TYPE_BOUNDS[col.type]
+            lo = t_lo if lo is None else max(lo, t_lo)
+            hi = t_hi if hi is None else min(hi, t_hi)
+        if lo is not None or hi is not None:
+            kwargs: dict = {"column": col.name}
+            if lo is not None:
+                kwargs["min_value"] = _num(lo)
+            if hi is not None:
+                kwargs["max_value"] = _num(hi)
+            bounds = (
+                f"在{_num(lo)}到{_num(hi)}之间" if lo is not None and hi is not None
+                else f"不小于{_num(lo)}" if lo is not None else f"不大于{_num(hi)}"
+            )
+            specs.append(ExpectationSpec(
+                f"{col.name}_between", "ExpectColumnValuesToBeBetween", kwargs, ERROR,
+                f"{label}应{bounds}",
+            ))
+        if col.pattern:
+            query = (f"SELECT * FROM {{batch}} WHERE {c} IS NOT NULL "
+                     f"AND NOT regexp_full_match({c}, {_braces(sql_str(col.pattern))})")
+            specs.append(ExpectationSpec(
+                f"{col.name}_matches_pattern", "UnexpectedRowsExpectation",
+                {"unexpected_rows_query": query}, ERROR,
+                f"{label}格式应符合 {col.pattern}",
+            ))
+    if col.reference:
+        ref_ds, ref_col = col.reference
+        r = q(ref_col)
+        ref_table = f"latest.{q(ref_ds)}"
+        # An empty referenced table means "not loaded yet", not "every value dangles": the
+        # EXISTS guard makes the query return no rows then.
+        query = (
+            f"SELECT * FROM {{batch}} WHERE {c} IS NOT NULL "
+            f"AND EXISTS (SELECT 1 FROM {ref_table}) "
+            f"AND {c} NOT IN (SELECT {r} FROM {ref_table} WHERE {r} IS NOT NULL)"
+        )
+        flag = col.on_missing_reference == "flag"
+        specs.append(ExpectationSpec(
+            f"{col.name}_references_{ref_ds}", "UnexpectedRowsExpectation",
+            {"unexpected_rows_query": query}, WARN if flag else ERROR,
+            f"{label}的值应存在于{ref_ds}.{ref_col}中"
+            + ("（所引用记录可能尚未报送，仅提示）" if flag else ""),
+        ))
+    return specs
+
+
+def suite_for(contract: Contract) -> list[ExpectationSpec]:
+    """The dataset's expectations, derived from its contract; same contract, same list."""
+    specs = [ExpectationSpec(
+        "row_count_positive", "ExpectTableRowCountToBeBetween", {"min_value": 1}, ERROR,
+        f"{contract.title_zh}({contract.name})应至少有一行当前数据",
+    )]
+    keys = list(contract.keys)
+    key_label = "、".join(f"{contract.column(k).zh}({k})" for k in keys)
+    if len(keys) == 1:
+        specs.append(ExpectationSpec(
+            "keys_unique", "ExpectColumnValuesToBeUnique", {"column": keys[0]}, ERROR,
+            f"{key_label}在当前数据中不能重复",
+        ))
+    else:
+        specs.append(ExpectationSpec(
+            "keys_unique", "ExpectCompoundColumnsToBeUnique", {"column_list": keys}, ERROR,
+            f"{key_label}的组合在当前数据中不能重复",
+        ))
+    for col in contract.columns:
+        specs += _column_specs(contract, col)
+    for rule in contract.rules:
+        specs.append(ExpectationSpec(
+            f"rule_{rule.name}", "UnexpectedRowsExpectation",
+            {"unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE NOT ({_braces(rule.sql)})"},
+            ERROR, rule.message,
+        ))
+    specs += extra_specs.get(contract.name, [])
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"suite of {contract.name}: duplicate expectation names {duplicates}")
+    return specs
+
+
+def _reconciliation_spec() -> ExpectationSpec:
+    """case_volume_monthly vs service_cases: months both cover must agree within 0.5 %."""
+    query = f"""
+WITH monthly AS (
+    SELECT "month" AS month, sum("cases") AS monthly_cases
+    FROM {{batch}}
+    WHERE "month" IS NOT NULL AND "cases" IS NOT NULL
+    GROUP BY "month"
+), records AS (
+    SELECT CAST(date_trunc('month', "applied_at") AS DATE) AS month, count(*) AS record_cases
+    FROM latest."service_cases"
+    WHERE "applied_at" IS NOT NULL
+    GROUP BY 1
+)
+SELECT monthly.month, monthly.monthly_cases, records.record_cases,
+       round(abs(monthly.monthly_cases - records.record_cases) / records.record_cases, 6)
+           AS relative_gap
+FROM monthly JOIN records ON monthly.month = records.month
+WHERE abs(monthly.monthly_cases - records.record_cases)
+      > {RECONCILIATION_TOLERANCE} * records.record_cases
+ORDER BY monthly.month
+""".strip()
+    return ExpectationSpec(
+        "reconciles_with_case_records", "UnexpectedRowsExpectation",
+        {"unexpected_rows_query": query}, ERROR,
+        "同一月份既有办件量月报又有办件明细时，月报办件量合计与明细件数的相对差异不能超过0.5%",
+    )
+
+
+# Cross-dataset expectations a column-level contract cannot express, by dataset name.
+# Extend by adding to this dict (code, not YAML: they are SQL written and reviewed by us).
+extra_specs: dict[str, list[ExpectationSpec]] = {
+    "case_volume_monthly": [_reconciliation_spec()],
+}
