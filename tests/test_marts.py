@@ -1,0 +1,585 @@
+"""The marts on a small hand-made warehouse: every KPI checked against a figure worked out by hand.
+
+The core rows below include superseded versions (valid_to set): they must never count toward
+current figures, though a register's earlier snapshots (as of an earlier load date) do see them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from warehouse import marts
+from warehouse.ddl import create_all
+from warehouse.marts import build_marts, load_catalogue
+
+T0 = datetime(2022, 12, 1, 8, 0)  # an early load, later superseded
+T1 = datetime(2023, 1, 10, 8, 0)  # first full load
+T2 = datetime(2023, 3, 5, 9, 0)  # a later load / correction
+D0, D1_, D2_ = T0.date(), T1.date(), T2.date()  # the snapshot dates they give
+
+
+def ts(text: str | None) -> datetime | None:
+    return text and datetime.fromisoformat(text)
+
+
+def insert(con, dataset: str, columns: str, rows: list[tuple], **fixed) -> None:
+    """Insert rows given as tuples of ``columns`` (space-separated), plus ``fixed`` values."""
+    names = columns.split()
+    for i, values in enumerate(rows, start=1):
+        row = {
+            "source_row": i,
+            "valid_from": T1,
+            "valid_to": None,
+            **fixed,
+            **dict(zip(names, values, strict=True)),
+        }
+        cols = ", ".join(f'"{c}"' for c in row)
+        con.execute(
+            f"INSERT INTO core.{dataset} ({cols}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+
+
+def cases(con, rows: list[tuple], **fixed) -> None:
+    cols = (
+        "case_no dept_code region_code channel applied_at accepted_at finished_at status item_code"
+    )
+    rows = [(*r[:4], ts(r[4]), ts(r[5]), ts(r[6]), *r[7:]) for r in rows]
+    insert(con, "service_cases", cols + " full_online", rows, **fixed)
+
+
+def reviews(con, rows: list[tuple], **fixed) -> None:
+    rows = [(r[0], r[1], r[2], ts(r[3]), *r[4:]) for r in rows]
+    cols = "review_no case_no rating reviewed_at auto_review rectification"
+    insert(con, "service_reviews", cols, rows, channel="APP", **fixed)
+
+
+ITEM = (
+    "item_code version item_status online_available full_online handling_type promised_days"
+    " dept_code"
+)
+ORG = "code unit_type parent_code on_platform has_homepage"
+NODE = "node_id level region_code ipv6_dual_stack node_status"
+SYSTEM = "system_id dept_code classified on_cloud"
+REPORT = "month dept_code cases online_cases valid_reviews good_reviews bad_reviews"
+INDICATOR = "reporter indicator period value source_row"
+M = date  # month literals read as M(2022, 11, 1)
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    create_all(con)
+    # fmt: off
+
+    # Monthly reports: 2022-11 and 2022-12 have no records; 2023-01 has case records but no
+    # review records (its 9,999 cases are ignored, its 300 reviews count).
+    insert(con, "case_volume_monthly", REPORT, [
+        (M(2022, 11, 1), "D1", 1000, 900, 500, 480, 5),
+        (M(2022, 11, 1), "D2", 500, None, 200, 190, 2),
+        (M(2022, 12, 1), "D1", 1200, 1100, 600, 590, 3),
+        (M(2023, 1, 1), "D1", 9999, 9000, 300, 290, 1),
+    ], batch_id="cvm1")
+    insert(con, "case_volume_monthly", REPORT, [  # superseded by cvm1's 2022-12 row
+        (M(2022, 12, 1), "D1", 1, 1, 1, 1, 0),
+    ], batch_id="cvm0", valid_from=T0, valid_to=T1)
+
+    cases(con, [
+        ("C1", "D1", "210102001", "网上办理", "2023-01-05 09:00", "2023-01-05 10:00",
+         "2023-01-06 10:00", "已办结", "I1", True),
+        ("C2", "D1", "210102", "窗口办理", "2023-01-10 09:00", None,
+         "2023-01-14 09:00", "已办结", "I1", False),
+        ("C3", "D2", "210103001001", "移动端", "2023-01-20 09:00", "2023-01-20 12:00",
+         "2023-01-20 18:00", "已办结", "I2", False),
+        ("C4", "D2", "210100", "自助终端", "2023-01-31 23:00", None, None, "在办", "I2", False),
+    ], batch_id="sc1")
+    cases(con, [
+        ("C5", "D1", "210102", "网上办理", "2023-02-01 08:00", "2023-02-01 08:00",
+         "2023-02-03 08:00", "已办结", "I3", False),
+        ("C6", "D2", "210103001", "移动端", "2023-02-02 08:00", None, None, "在办", "I1", False),
+    ], batch_id="sc2", valid_from=T2)
+    # superseded: C6 before its correction, and a withdrawn C7 (whose month must not open)
+    cases(con, [
+        ("C6", "D2", "210103001", "窗口办理", "2023-02-02 08:00", None, None, "在办", "I1", False),
+        ("C7", "D1", "210102", "窗口办理", "2022-10-15 08:00", None, None, "在办", "I1", False),
+    ], batch_id="sc1", valid_to=T2)
+
+    reviews(con, [
+        ("R1", "C1", 5, "2023-02-01 10:00", True, None),
+        ("R2", "C2", 2, "2023-02-05 10:00", False, "已整改"),
+        ("R3", "C3", 1, "2023-02-10 10:00", False, "整改中"),
+        ("R4", "CX", 4, "2023-02-20 10:00", False, None),  # its case is not loaded
+        ("R5", "C5", 3, "2023-03-01 10:00", None, None),
+        ("R6", "C5", 4, "2023-03-02 10:00", False, None),
+    ], batch_id="sr1")
+    reviews(con, [  # superseded: R6 was first sent as a bad review
+        ("R6", "C5", 1, "2023-03-02 10:00", False, "整改中"),
+    ], batch_id="sr0", valid_from=T0, valid_to=T1)
+
+    insert(con, "service_items", ITEM, [
+        ("I1", "1", "在用", True, True, "承诺件", 5, "D1"),
+        ("I2", "1", "在用", True, False, "即办件", 0, "D2"),
+    ], batch_id="si1", item_name="事项")
+    insert(con, "service_items", ITEM, [  # I3 was in use at T1, withdrawn (停用) at T2
+        ("I3", "1", "在用", False, False, "承诺件", 3, "D1"),
+    ], batch_id="si1", item_name="事项", valid_to=T2)
+    insert(con, "service_items", ITEM, [
+        ("I1", "2", "在用", True, True, "即办件", 1, "D1"),  # two versions in use: v2 counts
+        ("I3", "1", "停用", False, False, "承诺件", 3, "D1"),
+    ], batch_id="si2", item_name="事项", valid_from=T2)
+    insert(con, "service_items", ITEM, [  # loaded and corrected away the same day: never counts
+        ("I4", "1", "在用", False, False, "承诺件", 3, "D1"),
+    ], batch_id="si2bad", item_name="事项", valid_from=T2, valid_to=datetime(2023, 3, 5, 10))
+
+    insert(con, "org_units", ORG, [
+        ("D1", "市级部门", None, True, None),
+        ("D2", "区县级部门", "210102", False, None),
+        ("D3", "市级部门", None, True, None),
+        ("210102", "区县", None, None, None),
+        ("210103", "区县", None, None, None),
+        ("210102001", "街道乡镇", "210102", None, True),
+        ("210102002", "街道乡镇", "210102", None, False),
+        ("210103001", "街道乡镇", None, None, True),  # no parent: placed by code prefix
+        ("210103001001", "社区村", "210103001", None, True),
+        ("C-X", "社区村", "S-UNKNOWN", None, True),  # no district found: city only
+        ("C-Y", "社区村", "210102001", None, True),  # its street's parent is the district
+    ], batch_id="ou1", name="单位")
+    insert(con, "org_units", ORG, [  # D2 as first registered: on the platform
+        ("D2", "区县级部门", None, True, None),
+    ], batch_id="ou0", name="单位", valid_from=T0, valid_to=T1)
+
+    insert(con, "extranet_nodes", NODE, [
+        ("N1", "市级", "210100", True, "在用"),
+        ("N2", "区县级", "210102", False, "在用"),
+        ("N3", "街道乡镇级", "210102001", None, "在用"),
+        ("N4", "社区村级", "210103001001", True, "撤销"),
+    ], batch_id="en1", unit_name="单位")
+    insert(con, "extranet_nodes", NODE, [
+        ("N3", "社区村级", "210102001", False, "在用"),
+    ], batch_id="en0", unit_name="单位", valid_from=T0, valid_to=T1)
+
+    insert(con, "cloud_systems", SYSTEM, [
+        ("S1", "D1", False, True),
+        ("S2", "D1", False, False),
+        ("S3", "D2", True, True),
+        ("S4", "D2", True, False),
+    ], batch_id="cs1", system_name="系统")
+    insert(con, "cloud_systems", SYSTEM, [
+        ("S2", "D1", False, True),
+    ], batch_id="cs0", system_name="系统", valid_from=T0, valid_to=T1)
+
+    insert(con, "indicators", INDICATOR + " valid_from", [
+        ("甲", "egress_bandwidth_gbps", "2021", 4.5, 1, T0),
+        ("甲", "egress_bandwidth_gbps", "2022-04-28", 20.0, 2, T1),
+        ("甲", "machine_rooms_closed", "2022-Q2", 21.0, 3, T1),
+        ("甲", "base_libraries", "2022-06", 5.0, 4, T1),
+        ("甲", "theme_libraries", "2022", 23.0, 5, T1),
+        ("乙", "theme_libraries", "2022", 24.0, 7, T1),  # same load, later row: wins
+    ], batch_id="in1")
+    insert(con, "indicators", INDICATOR, [  # loaded later: wins over 甲's figure for the period
+        ("乙", "machine_rooms_closed", "2022-Q2", 19.0, 1),
+    ], batch_id="in2", valid_from=T2)
+    insert(con, "indicators", INDICATOR, [  # superseded
+        ("丙", "machine_rooms_closed", "2022-Q2", 99.0, 1),
+    ], batch_id="in0", valid_from=T2, valid_to=datetime(2023, 3, 6))
+
+    # fmt: on
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def built(con):
+    counts = build_marts(con, run_id="run-1")
+    return con, counts
+
+
+def kpi(con, code, period_start, scope="city"):
+    """(value, numerator, denominator, batch_ids) of one KPI row, or None when the row is absent."""
+    rows = con.execute(
+        """SELECT value, numerator, denominator, batch_ids FROM marts.kpi_values
+           WHERE kpi_code = ? AND period_start = ? AND scope = ?""",
+        [code, period_start, scope],
+    ).fetchall()
+    assert len(rows) <= 1
+    return rows[0] if rows else None
+
+
+def value(con, code, period_start, scope="city"):
+    row = kpi(con, code, period_start, scope)
+    return None if row is None else row[0]
+
+
+def test_counts_and_shape(built):
+    con, counts = built
+    assert counts["kpi_catalogue"] == len(load_catalogue())
+    for table in ("service_volume_monthly", "kpi_values"):
+        assert counts[table] == con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0] > 0
+    cols = con.execute(
+        """SELECT column_name, data_type FROM duckdb_columns()
+           WHERE schema_name = 'marts' AND table_name = 'kpi_values' ORDER BY column_index"""
+    ).fetchall()
+    assert cols == [
+        ("kpi_code", "VARCHAR"),
+        ("name_zh", "VARCHAR"),
+        ("period_grain", "VARCHAR"),
+        ("period_start", "DATE"),
+        ("scope", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("unit", "VARCHAR"),
+        ("numerator", "DOUBLE"),
+        ("denominator", "DOUBLE"),
+        ("batch_ids", "VARCHAR[]"),
+        ("run_id", "VARCHAR"),
+        ("computed_at", "TIMESTAMP"),
+    ]
+    # one row per key; name and unit from the catalogue; run id stamped
+    assert (
+        con.execute(
+            """SELECT count(*) FROM (
+               SELECT kpi_code, period_grain, period_start, scope FROM marts.kpi_values
+           GROUP BY ALL HAVING count(*) > 1)"""
+        ).fetchone()[0]
+        == 0
+    )
+    assert con.execute(
+        """SELECT DISTINCT name_zh, unit, run_id FROM marts.kpi_values
+           WHERE kpi_code = 'case_online_rate'"""
+    ).fetchall() == [("网上实办率", "%", "run-1")]
+    # every marts table and column has a Chinese comment
+    missing = con.execute(
+        """SELECT table_name, column_name FROM duckdb_columns()
+           WHERE schema_name = 'marts' AND (comment IS NULL OR comment = '')"""
+    ).fetchall()
+    assert missing == []
+    assert (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables()"
+            " WHERE schema_name = 'marts' AND (comment IS NULL OR comment = '')"
+        ).fetchone()[0]
+        == 0
+    )
+
+
+def test_catalogue_table(built):
+    con, _ = built
+    row = con.execute(
+        "SELECT name_zh, unit, definition, sources, reference FROM marts.kpi_catalogue"
+        " WHERE kpi_code = ?",
+        ["case_volume_cumulative"],
+    ).fetchone()
+    assert row[:2] == ("累计办件量", "件")
+    assert "月报" in row[2]
+    assert row[3] == ["case_volume_monthly", "service_cases"]
+    assert row[4] == 70_854_000
+
+
+def test_cumulative_volumes(built):
+    con, _ = built
+    # 2022-11/12 from monthly reports (the superseded 2022-12 report ignored); 2023-01 from the
+    # 4 case records (the 9,999 of the report ignored); 2023-02 two records (C6 once).
+    expected = {
+        date(2022, 11, 1): 1500,
+        date(2022, 12, 1): 2700,
+        date(2023, 1, 1): 2704,
+        date(2023, 2, 1): 2706,
+    }
+    got = dict(
+        con.execute(
+            """SELECT period_start, value FROM marts.kpi_values
+           WHERE kpi_code = 'case_volume_cumulative' AND scope = 'city' ORDER BY 1"""
+        ).fetchall()
+    )
+    assert got == expected  # the withdrawn 2022-10 case (C7) opens no month
+    assert kpi(con, "case_volume_cumulative", date(2022, 11, 1))[3] == ["cvm1"]
+    assert kpi(con, "case_volume_cumulative", date(2023, 2, 1))[3] == ["cvm1", "sc1", "sc2"]
+    # per department; D2 has no December report: the cumulative carries over
+    assert value(con, "case_volume_cumulative", date(2022, 12, 1), "D2") == 500
+    assert value(con, "case_volume_cumulative", date(2023, 2, 1), "D2") == 503
+    assert value(con, "case_volume_cumulative", date(2023, 2, 1), "D1") == 2203
+
+    # reviews: reports for 2022-11..2023-01 (no review records yet), records from 2023-02
+    got = dict(
+        con.execute(
+            """SELECT period_start, value FROM marts.kpi_values
+           WHERE kpi_code = 'review_valid_cumulative' AND scope = 'city' ORDER BY 1"""
+        ).fetchall()
+    )
+    assert got == {
+        date(2022, 11, 1): 700,
+        date(2022, 12, 1): 1300,
+        date(2023, 1, 1): 1600,
+        date(2023, 2, 1): 1604,
+        date(2023, 3, 1): 1606,
+    }
+    # R4's case is not loaded: counted for the city, not for a department
+    assert value(con, "review_valid_cumulative", date(2023, 3, 1), "D1") == 500 + 600 + 300 + 2 + 2
+
+
+def test_case_online_rate(built):
+    con, _ = built
+    # report months: only rows that report online cases (D2's 2022-11 row has none)
+    assert kpi(con, "case_online_rate", date(2022, 11, 1))[:3] == (90.0, 900, 1000)
+    assert value(con, "case_online_rate", date(2022, 11, 1), "D1") == 90.0
+    assert kpi(con, "case_online_rate", date(2022, 11, 1), "D2") is None  # absent, not zero
+    assert value(con, "case_online_rate", date(2022, 12, 1)) == pytest.approx(100 * 1100 / 1200)
+    # record months: C1 网上办理 and C3 移动端 of 4 cases; the report's 9000/9999 ignored
+    assert kpi(con, "case_online_rate", date(2023, 1, 1))[:4] == (50.0, 2, 4, ["sc1"])
+    assert value(con, "case_online_rate", date(2023, 1, 1), "210102") == 50.0
+    assert value(con, "case_online_rate", date(2023, 1, 1), "210103") == 100.0
+    assert (
+        kpi(con, "case_online_rate", date(2023, 1, 1), "210100") is None
+    )  # city level, no district
+    assert value(con, "case_online_rate", date(2023, 1, 1), "D2") == 50.0
+    # C6's current version is 移动端 (its superseded 窗口办理 version ignored)
+    assert kpi(con, "case_online_rate", date(2023, 2, 1))[:3] == (100.0, 2, 2)
+
+
+def test_review_rates(built):
+    con, _ = built
+    assert kpi(con, "satisfaction_rate", date(2022, 11, 1))[:3] == (
+        pytest.approx(100 * 670 / 700),
+        670,
+        700,
+    )
+    assert value(con, "satisfaction_rate", date(2023, 1, 1)) == pytest.approx(100 * 290 / 300)
+    assert kpi(con, "satisfaction_rate", date(2023, 2, 1))[:4] == (50.0, 2, 4, ["sr1"])
+    assert value(con, "satisfaction_rate", date(2023, 3, 1)) == 50.0
+    assert kpi(con, "auto_review_share", date(2023, 2, 1))[:3] == (25.0, 1, 4)
+    assert kpi(con, "auto_review_share", date(2023, 3, 1))[:3] == (0.0, 0, 2)  # a true zero
+    assert kpi(con, "auto_review_share", date(2023, 1, 1)) is None  # reports say nothing about it
+    assert kpi(con, "bad_review_rectification_rate", date(2023, 2, 1))[:3] == (50.0, 1, 2)
+    # March has no bad review (R6's bad version is superseded): absent, not zero
+    assert kpi(con, "bad_review_rectification_rate", date(2023, 3, 1)) is None
+
+
+def test_case_handling(built):
+    con, _ = built
+    # C1: 1 day <= 1 (I1 v2, the greater in-use version); C2: 4 days from application > 1;
+    # C3: same day <= 0
+    assert kpi(con, "on_time_completion_rate", date(2023, 1, 1)) == (
+        pytest.approx(100 * 2 / 3),
+        2,
+        3,
+        ["sc1", "si1", "si2"],
+    )
+    assert value(con, "on_time_completion_rate", date(2023, 1, 1), "D1") == 50.0
+    assert value(con, "on_time_completion_rate", date(2023, 1, 1), "D2") == 100.0
+    # C5's item has no in-use version: no finished case can be judged in February
+    assert kpi(con, "on_time_completion_rate", date(2023, 2, 1)) is None
+    # handling days: C1 1.0, C2 4.0 (from application), C3 0.25
+    assert value(con, "median_handling_days", date(2023, 1, 1)) == 1.0
+    assert value(con, "median_handling_days", date(2023, 1, 1), "D1") == 2.5
+    assert value(con, "median_handling_days", date(2023, 1, 1), "D2") == 0.25
+    assert value(con, "median_handling_days", date(2023, 2, 1)) == 2.0
+
+
+def test_item_snapshots(built):
+    con, _ = built
+    dates = [
+        r[0]
+        for r in con.execute(
+            """SELECT DISTINCT period_start FROM marts.kpi_values
+           WHERE kpi_code = 'item_online_rate' AND period_grain = 'snapshot' ORDER BY 1"""
+        ).fetchall()
+    ]
+    assert dates == [D1_, D2_]
+    # as of 2023-01-10: I1, I2, I3 in use
+    assert kpi(con, "item_online_rate", D1_)[:3] == (pytest.approx(100 * 2 / 3), 2, 3)
+    assert value(con, "item_full_online_share", D1_) == pytest.approx(100 / 3)
+    assert value(con, "item_instant_share", D1_) == pytest.approx(100 / 3)
+    # as of 2023-03-05: I1 (v2 counted once), I2; I3 停用; I4 corrected away the same day
+    assert kpi(con, "item_online_rate", D2_) == (100.0, 2, 2, ["si1", "si2"])
+    assert value(con, "item_full_online_share", D2_) == 50.0
+    assert value(con, "item_instant_share", D2_) == 100.0
+    assert value(con, "item_full_online_share", D2_, "D2") == 0.0
+    assert value(con, "item_full_online_share", D2_, "D1") == 100.0
+
+
+def test_org_unit_snapshots(built):
+    con, _ = built
+    assert value(con, "departments_onboarded", D1_) == 2  # D1, D3 (D2 not on the platform)
+    assert value(con, "departments_onboarded", D0) == 1  # as first registered, D2 was
+    assert value(con, "street_portals", D1_) == 2
+    assert value(con, "street_portals", D1_, "210102") == 1  # via parent
+    assert value(con, "street_portals", D1_, "210103") == 1  # via code prefix
+    assert (
+        value(con, "community_portals", D1_) == 3
+    )  # C-X counts for the city only: no district found
+    assert (
+        value(con, "community_portals", D1_, "210103") == 1
+    )  # code prefix (its street has no parent)
+    assert (
+        value(con, "community_portals", D1_, "210102") == 1
+    )  # C-Y: street's parent is the district
+    # on 2022-12-01 the register held no street or community: absent, not zero
+    assert kpi(con, "street_portals", D0) is None
+    assert kpi(con, "community_portals", D0) is None
+
+
+def test_extranet_snapshots(built):
+    con, _ = built
+    assert value(con, "extranet_nodes", D1_) == 3
+    assert value(con, "extranet_levels_covered", D1_) == 3
+    assert kpi(con, "ipv6_dual_stack_share", D1_)[:3] == (pytest.approx(100 / 3), 1, 3)
+    assert value(con, "extranet_nodes", D1_, "210102") == 2
+    assert value(con, "ipv6_dual_stack_share", D1_, "210102") == 0.0
+    assert value(con, "extranet_nodes", D1_, "210103") == 0  # a node is registered, revoked
+    assert kpi(con, "ipv6_dual_stack_share", D1_, "210103") is None  # no node in use
+    assert kpi(con, "extranet_nodes", D1_, "210100") is None  # the city itself is no district
+    assert (
+        value(con, "extranet_levels_covered", D0) == 1
+    )  # the superseded N3 version, as of its load
+
+
+def test_cloud_snapshots(built):
+    con, _ = built
+    assert value(con, "cloud_systems_hosted", D1_) == 2
+    assert kpi(con, "cloud_rate_nonclassified", D1_)[:4] == (50.0, 1, 2, ["cs1"])
+    assert value(con, "cloud_rate_nonclassified", D1_, "D1") == 50.0
+    assert (
+        kpi(con, "cloud_rate_nonclassified", D1_, "D2") is None
+    )  # D2 has no non-classified system
+    assert value(con, "cloud_systems_hosted", D0) == 1  # S2 as first registered
+
+
+def test_indicators(built):
+    con, _ = built
+    rows = con.execute(
+        """SELECT kpi_code, period_grain, period_start, value, batch_ids FROM marts.kpi_values
+           WHERE scope = 'city' AND kpi_code IN (SELECT kpi_code FROM marts.kpi_catalogue
+                                                 WHERE sources = ['indicators'])
+           ORDER BY 1, 3"""
+    ).fetchall()
+    assert rows == [
+        ("base_libraries", "month", date(2022, 6, 1), 5.0, ["in1"]),
+        ("egress_bandwidth_gbps", "year", date(2021, 1, 1), 4.5, ["in1"]),
+        ("egress_bandwidth_gbps", "day", date(2022, 4, 28), 20.0, ["in1"]),
+        ("machine_rooms_closed", "quarter", date(2022, 4, 1), 19.0, ["in2"]),  # loaded last wins
+        ("theme_libraries", "year", date(2022, 1, 1), 24.0, ["in1"]),  # same load: later row wins
+    ]
+
+
+def test_missing_inputs_are_absent_never_zero(tmp_path):
+    con = duckdb.connect(str(tmp_path / "empty.duckdb"))
+    create_all(con)
+    counts = build_marts(con)
+    assert counts == {
+        "kpi_catalogue": len(load_catalogue()),
+        "service_volume_monthly": 0,
+        "kpi_values": 0,
+    }
+    # only a monthly report for 2023-01 without online figures: volumes yes, online rate no
+    insert(
+        con,
+        "case_volume_monthly",
+        "month dept_code cases",
+        [(M(2023, 1, 1), "D1", 10)],
+        batch_id="b1",
+    )
+    build_marts(con)
+    rows = con.execute(
+        "SELECT kpi_code, scope, value FROM marts.kpi_values ORDER BY ALL"
+    ).fetchall()
+    assert rows == [
+        ("case_volume_cumulative", "D1", 10.0),
+        ("case_volume_cumulative", "city", 10.0),
+    ]
+    assert con.execute("SELECT count(*) FROM marts.kpi_values WHERE value = 0").fetchone()[0] == 0
+
+
+def test_service_volume_monthly(built):
+    con, _ = built
+    per_month = con.execute(
+        """SELECT month, sum(cases), sum(reviews) FROM marts.service_volume_monthly
+           GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    # each figure comes from one source per month: summing never double counts
+    assert per_month == [
+        (date(2022, 11, 1), 1500, 700),
+        (date(2022, 12, 1), 1200, 600),
+        (date(2023, 1, 1), 4, 300),
+        (date(2023, 2, 1), 2, 4),
+        (date(2023, 3, 1), None, 2),
+    ]
+    rows = con.execute(
+        """SELECT source, dept_code, region_code, cases, online_cases, full_online_cases, reviews,
+                  good_reviews, bad_reviews, auto_reviews, batch_ids
+           FROM marts.service_volume_monthly WHERE month = DATE '2023-02-01' ORDER BY ALL"""
+    ).fetchall()
+    assert rows == [
+        ("records", "D1", "210102", 1, 1, 0, 2, 1, 1, 1, ["sc2", "sr1"]),
+        ("records", "D2", "210103", 1, 1, 0, 1, 0, 1, 0, ["sc2", "sr1"]),
+        ("records", None, None, 0, 0, 0, 1, 1, 0, 0, ["sr1"]),
+    ]
+    jan = con.execute(
+        """SELECT source, dept_code, region_code, cases, reviews, good_reviews
+           FROM marts.service_volume_monthly WHERE month = DATE '2023-01-01' ORDER BY ALL"""
+    ).fetchall()
+    assert jan == [
+        ("monthly_report", "D1", None, None, 300, 290),  # cases from records this month
+        ("records", "D1", "210102", 2, None, None),  # reviews from the report this month
+        ("records", "D2", "210103", 1, None, None),
+        ("records", "D2", None, 1, None, None),  # C4: city-level region code, no district
+    ]
+
+
+def test_rebuild_is_atomic_and_checked(built, tmp_path, monkeypatch):
+    con, counts = built
+    kpi_dir = tmp_path / "kpis"
+    kpi_dir.mkdir()
+    for f in marts.KPI_SQL_DIR.glob("*.sql"):
+        (kpi_dir / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(marts, "KPI_SQL_DIR", kpi_dir)
+
+    (kpi_dir / "cloud.sql").unlink()
+    with pytest.raises(ValueError, match="cloud_systems_hosted has no SQL"):
+        build_marts(con)
+
+    (kpi_dir / "cloud.sql").write_text(
+        "-- kpi_codes: cloud_systems_hosted, cloud_rate_nonclassified, nope\nSELECT 1",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="nope, which is not in"):
+        build_marts(con)
+
+    # a KPI that fails mid-build leaves the previous marts untouched
+    (kpi_dir / "cloud.sql").write_text(
+        "-- kpi_codes: cloud_systems_hosted, cloud_rate_nonclassified\n"
+        "SELECT 'cloud_systems_hosted' AS kpi_code, 'snapshot' AS period_grain,"
+        " DATE '2023-01-01' AS period_start,"
+        " 'city' AS scope, 1.0 AS value, NULL AS numerator, NULL AS denominator, [] AS batch_ids"
+        " FROM core.no_such_table",
+        encoding="utf-8",
+    )
+    with pytest.raises(Exception, match="no_such_table"):
+        build_marts(con, run_id="run-2")
+    assert con.execute("SELECT count(*), min(run_id) FROM marts.kpi_values").fetchone() == (
+        counts["kpi_values"],
+        "run-1",
+    )
+
+    # a duplicate key is refused
+    (kpi_dir / "cloud.sql").write_text(
+        "-- kpi_codes: cloud_systems_hosted, cloud_rate_nonclassified\n"
+        "SELECT 'cloud_systems_hosted' AS kpi_code, 'snapshot' AS period_grain,"
+        " DATE '2023-01-01' AS period_start,"
+        " 'city' AS scope, 1.0 AS value, NULL AS numerator, NULL AS denominator, [] AS batch_ids"
+        " FROM range(2)",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="several rows"):
+        build_marts(con, run_id="run-3")
+    assert con.execute("SELECT DISTINCT run_id FROM marts.kpi_values").fetchall() == [("run-1",)]
+
+
+def test_docs_list_every_kpi():
+    text = (Path(__file__).parents[1] / "docs" / "kpis.md").read_text(encoding="utf-8")
+    for entry in load_catalogue():
+        assert f"`{entry['code']}`" in text, entry["code"]
+    for f in marts.kpi_sql_files():
+        assert f.path.name in text
