@@ -6,7 +6,6 @@ stops the marts from publishing. The suite itself runs with Great Expectations i
 DuckDB after the load (``expectations.gx_runner``, imported lazily: GX takes ~10 s to import).
 """
 
-from __future__ import annotations
 
 import json
 from datetime import timedelta
@@ -14,7 +13,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from assets.metadata import md_table
+from assets.metadata import md_table, query_frame
 from assets.ingest.batch import BatchResult, load_file, pending_files, refresh_reference_flags
 from expectations.contract import Contract, all_contracts
 from expectations.suites import ExpectationSpec, suite_for
@@ -55,7 +54,7 @@ def check_spec(contract: Contract, spec: ExpectationSpec) -> dg.AssetCheckSpec:
 
 def _check_result(contract: Contract, outcome) -> dg.AssetCheckResult:
     metadata = {
-        "observed_value": dg.MetadataValue.json(_jsonable(outcome.observed_value)),
+        "observed_value": json.dumps(_jsonable(outcome.observed_value), ensure_ascii=False),
         "unexpected_count": outcome.unexpected_count if outcome.unexpected_count is not None else -1,
         "element_count": outcome.element_count if outcome.element_count is not None else -1,
         "details": dg.MetadataValue.json(_jsonable(outcome.details)),
@@ -123,12 +122,11 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
             for i, path in enumerate(files, 1):
                 context.log.info(f"[{i}/{len(files)}] loading {path.name}")
                 results.append(load_file(con, contract, path, landing.root, personal_data_key.key_bytes,
-                                         context.run_id, progress=context.log.info))
+                                         context.run.run_id, progress=context.log.info))
             flagged = refresh_reference_flags(con, contract)
-            current = con.execute(f'SELECT count(*) FROM latest."{contract.name}"').fetchone()[0]
-            preview = con.execute(
-                f'SELECT * EXCLUDE (extras) FROM latest."{contract.name}" LIMIT 5').pl()
-        outcomes = run_checks(warehouse, contract, specs, results, context.run_id)
+            current = con.execute(f'SELECT count(*) FROM latest."{contract.name}"').fetchall()[0][0]
+            preview = query_frame(con, f'SELECT * EXCLUDE (extras) FROM latest."{contract.name}" LIMIT 5')
+        outcomes = run_checks(warehouse, contract, specs, results, context.run.run_id)
         for o in outcomes:
             if not o.success:
                 context.log.warning(f"check {o.name} ({o.severity}) failed: "

@@ -1,6 +1,5 @@
 """Exports: Parquet for report generators, the bureau's bulletin, and the analysts' snapshot."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -22,7 +21,7 @@ def parquet(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: Ex
     from warehouse.exports import export_parquet
 
     with warehouse.writer() as con:
-        summary = export_parquet(con, exports.root, context.run_id)
+        summary = export_parquet(con, exports.root, context.run.run_id)
     return dg.MaterializeResult(metadata={"path": str(exports.root),
                                           "summary": dg.MetadataValue.json(summary)})
 
@@ -35,7 +34,7 @@ def bulletin(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: E
     from warehouse.bulletin import write_bulletin
 
     with warehouse.writer() as con:
-        paths = write_bulletin(con, exports.root / "bulletin", context.run_id)
+        paths = write_bulletin(con, exports.root / "bulletin", context.run.run_id)
     return dg.MaterializeResult(metadata={k: dg.MetadataValue.path(str(v)) for k, v in paths.items()})
 
 

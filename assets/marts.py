@@ -1,11 +1,10 @@
 """Marts: monthly service volume and every KPI of the catalogue, rebuilt from the current core rows."""
 
-from __future__ import annotations
 
 import dagster as dg
 
 from assets.core import CONTRACTS, OWNERS, core_key
-from assets.metadata import md_table
+from assets.metadata import md_table, query_frame
 from assets.quality import QUALITY_SUMMARY
 from pipelines.resources import Warehouse
 
@@ -28,12 +27,11 @@ def marts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     from warehouse.marts import build_marts
 
     with warehouse.writer() as con:
-        counts = build_marts(con, context.run_id)
-        latest = con.execute(
-            """SELECT kpi_code, name_zh, period_grain, period_start, value, unit
+        counts = build_marts(con, context.run.run_id)
+        latest = query_frame(con, """SELECT kpi_code, name_zh, period_grain, period_start, value, unit
                FROM marts.kpi_values WHERE scope = 'city'
                QUALIFY row_number() OVER (PARTITION BY kpi_code ORDER BY period_start DESC) = 1
-               ORDER BY kpi_code""").pl()
+               ORDER BY kpi_code""")
     yield dg.MaterializeResult(asset_key=SERVICE_VOLUME,
                                metadata={"dagster/row_count": counts.get("service_volume_monthly", 0)})
     yield dg.MaterializeResult(asset_key=KPI_VALUES,

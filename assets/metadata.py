@@ -19,3 +19,8 @@ def md_table(frame: pl.DataFrame, limit: int = 20) -> str:
     if frame.height > limit:
         lines.append(f"\n… {frame.height - limit} more rows")
     return "\n".join(lines)
+
+
+def query_frame(con, sql: str, params: list | None = None) -> pl.DataFrame:
+    """Run a query and return a polars frame (DuckDB's relation API, via Arrow)."""
+    return con.sql(sql, params=params).pl()

@@ -1,11 +1,10 @@
 """Quality asset: the data-quality summary of everything loaded so far, for engineers and the bulletin."""
 
-from __future__ import annotations
 
 import dagster as dg
 
 from assets.core import CONTRACTS, OWNERS, core_key
-from assets.metadata import md_table
+from assets.metadata import md_table, query_frame
 from pipelines.resources import Warehouse
 
 QUALITY_SUMMARY = dg.AssetKey(["quality", "load_summary"])
@@ -22,24 +21,21 @@ QUALITY_SUMMARY = dg.AssetKey(["quality", "load_summary"])
 )
 def load_summary(warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.writer() as con:
-        by_status = con.execute(
-            """SELECT dataset, status, count(*) AS batches, sum(rows_read) AS rows_read,
+        by_status = query_frame(con, """SELECT dataset, status, count(*) AS batches, sum(rows_read) AS rows_read,
                       sum(rows_loaded) AS rows_loaded, sum(rows_quarantined) AS rows_quarantined,
                       sum(rows_skipped) AS rows_skipped
-               FROM quality.load_batches GROUP BY ALL ORDER BY ALL""").pl()
-        by_rule = con.execute(
-            """SELECT dataset, rule, count(*) AS rows, any_value(message) AS example_message
-               FROM quality.quarantine GROUP BY ALL ORDER BY rows DESC""").pl()
-        failed_checks = con.execute(
-            """SELECT dataset, expectation, severity, unexpected_count
+               FROM quality.load_batches GROUP BY ALL ORDER BY ALL""")
+        by_rule = query_frame(con, """SELECT dataset, rule, count(*) AS rows, any_value(message) AS example_message
+               FROM quality.quarantine GROUP BY ALL ORDER BY rows DESC""")
+        failed_checks = query_frame(con, """SELECT dataset, expectation, severity, unexpected_count
                FROM quality.check_results
                WHERE NOT success AND checked_at = (SELECT max(checked_at) FROM quality.check_results r
                                                    WHERE r.dataset = check_results.dataset)
-               GROUP BY ALL ORDER BY ALL""").pl()
+               GROUP BY ALL ORDER BY ALL""")
         unbalanced = con.execute(
             """SELECT count(*) FROM quality.load_batches
                WHERE status <> 'duplicate' AND rows_read <> rows_loaded + rows_quarantined + rows_skipped"""
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     return dg.MaterializeResult(
         metadata={
             "batches": int(by_status["batches"].sum()) if by_status.height else 0,

@@ -1,6 +1,5 @@
 """When the pipeline runs: on new files in the landing folder, and on the monthly refresh."""
 
-from __future__ import annotations
 
 import hashlib
 import json

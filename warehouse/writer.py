@@ -69,11 +69,11 @@ def merge_into_core(con: duckdb.DuckDBPyConnection, contract: Contract, incoming
     counts = {}
     counts["changed"] = con.execute(
         f"UPDATE {core} AS c SET valid_to = ? FROM {incoming} AS i "
-        f"WHERE c.valid_to IS NULL AND {keys} AND ({changed})", [loaded_at]).fetchone()[0]
+        f"WHERE c.valid_to IS NULL AND {keys} AND ({changed})", [loaded_at]).fetchall()[0][0]
     counts["inserted"] = con.execute(
         f"INSERT INTO {core} BY NAME SELECT i.* FROM {incoming} AS i "
         f"WHERE NOT EXISTS (SELECT 1 FROM {core} AS c WHERE c.valid_to IS NULL AND {keys})"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     counts["new"] = counts["inserted"] - counts["changed"]
     return counts
 
@@ -88,4 +88,4 @@ def mark_superseded(con: duckdb.DuckDBPyConnection, dataset: str, by_batch: str)
             WHERE b.dataset = ? AND b.status IN ('loaded', 'partially_loaded') AND b.rows_loaded > 0
               AND b.batch_id <> ?
               AND NOT EXISTS (SELECT 1 FROM {core} c WHERE c.batch_id = b.batch_id AND c.valid_to IS NULL)""",
-        [by_batch, dataset, by_batch]).fetchone()[0]
+        [by_batch, dataset, by_batch]).fetchall()[0][0]

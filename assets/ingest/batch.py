@@ -57,8 +57,10 @@ def landed_files(landing: Path, dataset: str) -> list[Path]:
     folder = landing / dataset
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not p.name.startswith((".", "~$")) and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    files = [p for p in folder.rglob("*")
+             if p.is_file() and not p.name.startswith((".", "~$")) and p.suffix.lower() in SUPPORTED_SUFFIXES]
+    # In delivery order, so that a corrected file supersedes the one it corrects.
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.as_posix()))
 
 
 def pending_files(con: duckdb.DuckDBPyConnection, landing: Path, dataset: str) -> list[Path]:
@@ -101,8 +103,9 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     batch_id = _new_batch_id(contract.name, sha)
     earlier = con.execute(
         f"SELECT batch_id, source_path FROM quality.load_batches WHERE dataset = ? AND sha256 = ? "
-        f"AND status IN {LOADED_STATUSES} ORDER BY received_at LIMIT 1", [contract.name, sha]).fetchone()
+        f"AND status IN {LOADED_STATUSES} ORDER BY received_at LIMIT 1", [contract.name, sha]).fetchall()
     if earlier:
+        earlier = earlier[0]
         result = BatchResult(batch_id, contract.name, source, "duplicate",
                              reason=f"与已载入的批次 {earlier[0]}（{earlier[1]}）内容完全相同，未重复载入")
         _record(con, result, sha, run_id)
@@ -191,7 +194,7 @@ def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[str]]:
                          f"(SELECT {q(ref_col)} FROM latest.{q(ref_ds)} WHERE {q(ref_col)} IS NOT NULL) "
                          f"AS {q(col.flag_column)}")
             continue
-        present = con.execute(f"SELECT count(*) FROM latest.{q(ref_ds)}").fetchone()[0]
+        present = con.execute(f"SELECT count(*) FROM latest.{q(ref_ds)}").fetchall()[0][0]
         if present:  # an empty register cannot judge anything: say so instead of rejecting all
             rules.append(reference_rule(col, contracts[ref_ds].title_zh))
         else:
@@ -209,8 +212,8 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE judged AS
         WITH checked AS (
-            SELECT *, list_filter({names}, x -> x IS NOT NULL) AS __rules,
-                      list_filter({messages}, x -> x IS NOT NULL) AS __messages
+            SELECT *, list_filter({names}, lambda x: x IS NOT NULL) AS __rules,
+                      list_filter({messages}, lambda x: x IS NOT NULL) AS __messages
             FROM {staging}
         ), ranked AS (
             SELECT *, CASE WHEN len(__rules) = 0 THEN
@@ -230,7 +233,7 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
         INSERT INTO quality.quarantine
         SELECT ?, ?, __sheet, __row, __rules[1], __rules, array_to_string(__messages, '；'), __raw::JSON
         FROM judged WHERE len(__rules) > 0""", [result.batch_id, result.dataset])
-    result.rows_quarantined = con.execute("SELECT count(*) FROM judged WHERE len(__rules) > 0").fetchone()[0]
+    result.rows_quarantined = con.execute("SELECT count(*) FROM judged WHERE len(__rules) > 0").fetchall()[0][0]
 
     loaded_at = now()
     columns = ", ".join(q(c) for c in contract.column_names)
@@ -240,7 +243,7 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
         SELECT {columns}{flag_sql}, ? AS batch_id, __row AS source_row, __extras::JSON AS extras,
                ?::TIMESTAMP AS valid_from, NULL::TIMESTAMP AS valid_to
         FROM judged WHERE len(__rules) = 0""", [result.batch_id, loaded_at])
-    result.rows_loaded = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
+    result.rows_loaded = con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]
     result.merge = merge_into_core(con, contract, "incoming", loaded_at)
     mark_superseded(con, contract.name, result.batch_id)
 
@@ -253,7 +256,7 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
     period = None
     if contract.period:
         period = con.execute(f"SELECT min({q(contract.period)})::VARCHAR, max({q(contract.period)})::VARCHAR "
-                             f"FROM incoming").fetchone()
+                             f"FROM incoming").fetchall()[0]
     con.execute("DROP TABLE IF EXISTS judged; DROP TABLE IF EXISTS incoming")
     return period or (None, None)
 
@@ -268,5 +271,5 @@ def refresh_reference_flags(con: duckdb.DuckDBPyConnection, contract: Contract) 
         changed += con.execute(
             f"""UPDATE core.{q(contract.name)} SET {q(col.flag_column)} = ({q(col.name)} NOT IN
                    (SELECT {q(ref_col)} FROM latest.{q(ref_ds)} WHERE {q(ref_col)} IS NOT NULL))
-                WHERE valid_to IS NULL""").fetchone()[0]
+                WHERE valid_to IS NULL""").fetchall()[0][0]
     return changed
