@@ -1849,11 +1849,12 @@ def write_indicators(out: Path, log: FileLog) -> dict:
         ["沈阳市工业和信息化局", "2021年", "", "", "", "", "", "631", "3亿元"],
     ]
     write_csv(out / rel, header, wide, "gbk")
+    # The loader unpivots a wide table: each filled indicator cell is one row read and loaded.
     log.add(
         rel,
-        len(wide),
+        sum(1 for r in wide for v in r[2:] if v),
         encoding="gbk",
-        indicator_values=sum(1 for r in wide for v in r[2:] if v),
+        source_rows=len(wide),
         shape="wide",
     )
     return {
@@ -2193,8 +2194,8 @@ def main(out_dir: Path | str = DEFAULT_OUT) -> dict:
             "in its sheet; JSON/Parquet 1-based position",
             "rows_read": "data rows incl. bad rows and totals rows (合计/小计), "
             "excluding title, unit, header and "
-            "blank rows; the wide indicators file counts its 4 source rows (indicator_values = the "
-            "values it carries)",
+            "blank rows; the wide indicators file counts one row per filled indicator cell "
+            "(source_rows = its 4 lines)",
             "on_time": "calendar days; no case sits on the border, so calendar days, "
             "fractional days and working "
             "days give the same count",

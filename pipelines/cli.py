@@ -21,7 +21,12 @@ def _instance():
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # the default instance: run history in SQLite under DAGSTER_HOME
     return dg.DagsterInstance.get()
+
+
+# Progress (one line per file and check failure) without Dagster's per-event debug lines.
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def refresh(args: argparse.Namespace) -> int:
@@ -30,7 +35,7 @@ def refresh(args: argparse.Namespace) -> int:
 
     job = defs.resolve_job_def("refresh")
     with _instance() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
     from pipelines.report import print_summary
 
     blocked_only = print_summary(result)

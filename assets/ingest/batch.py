@@ -153,9 +153,10 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, stag
         matched = True
         for chunk in table.chunks:
             totals = int(chunk["__total"].sum())
-            result.rows_skipped += totals
-            result.rows_read += chunk.height
             frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key)
+            # A row is one record of the dataset: a wide indicator row unpivots into one per value.
+            result.rows_skipped += totals
+            result.rows_read += totals + frame.height
             frame = frame.with_columns(pl.lit(table.sheet, dtype=pl.String).alias("__sheet"),
                                        pl.lit(", ".join(match.missing_required) or None,
                                               dtype=pl.String).alias("__missing"))

@@ -1,0 +1,131 @@
+"""The whole `refresh` job on the bundled sample reproduces every published figure.
+
+One real Dagster run (the job the README's `make run` runs) into a temp warehouse; the
+expected values come from `data/sample/expected_kpis.json`, which the sample generator
+computes from the rows it wrote, independently of the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.report import print_kpis
+from warehouse.formatting import format_kpi
+from warehouse.marts import load_catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+EXPECTED = json.loads((SAMPLE / "expected_kpis.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sample")
+    env = {
+        "GOVMETRICS_LANDING": str(SAMPLE / "landing"),
+        "GOVMETRICS_WAREHOUSE": str(out / "wh" / "govmetrics.duckdb"),
+        "GOVMETRICS_EXPORTS": str(out / "exports"),
+        "GOVMETRICS_PII_KEY": "sample-test-key",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from pipelines.definitions import defs
+
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = defs.resolve_job_def("refresh").execute_in_process(instance=instance, raise_on_error=False)
+        yield {"result": result, "warehouse": Path(env["GOVMETRICS_WAREHOUSE"]), "exports": out / "exports"}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def published(run):
+    assert run["result"].success
+    with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
+        yield con
+
+
+def latest_city(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
+    """Each KPI city-wide: its value for the reference month, else its latest period."""
+    reference_month = date.fromisoformat(EXPECTED["reference_period"] + "-01")
+    rows = con.execute(
+        """SELECT kpi_code, value, numerator, denominator, unit, period_grain, period_start
+           FROM marts.kpi_values WHERE scope = 'city'
+           QUALIFY row_number() OVER (PARTITION BY kpi_code
+                                      ORDER BY (period_grain = 'month' AND period_start = ?) DESC,
+                                               period_start DESC) = 1""", [reference_month]).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_every_kpi_equals_the_independently_computed_value(published):
+    values = latest_city(published)
+    missing = set(EXPECTED["kpis"]) - set(values)
+    assert not missing, f"KPIs absent from marts.kpi_values: {sorted(missing)}"
+    for code, expected in EXPECTED["kpis"].items():
+        value, _, _, unit, *_ = values[code]
+        actual = value / 100 if unit == "%" else value
+        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-12), code
+
+
+def test_published_figures_print_as_the_bureau_writes_them(published):
+    values = latest_city(published)
+    for kpi in load_catalogue():
+        if kpi["reference"] is None:
+            continue
+        value, _, _, unit, *_ = values[kpi["code"]]
+        assert format_kpi(value, unit) == format_kpi(kpi["reference"], unit), kpi["code"]
+    assert format_kpi(values["case_volume_cumulative"][0], "件") == "7085.4万件"
+    assert format_kpi(values["records_aggregated"][0], "条") == "49亿条"
+    assert format_kpi(values["item_full_online_share"][0], "%") == "99.4%"
+
+
+def test_the_main_command_prints_every_reference_figure(run, published, capsys):
+    print_kpis(run["warehouse"])
+    printed = capsys.readouterr().out
+    for shown in ["7085.4万件", "4652.2万条", "99.4%", "70.3%", "94.2%", "433个", "2413个", "3991个",
+                  "20G", "241个", "80%", "9339条", "49亿条", "3亿元"]:
+        assert shown in printed
+    assert "≠" not in printed
+
+
+def test_every_file_is_accounted_for_row_by_row(published):
+    batches = {r[0]: r[1:] for r in published.execute(
+        """SELECT source_path, rows_read, rows_loaded, rows_quarantined, rows_skipped, batch_id
+           FROM quality.load_batches""").fetchall()}
+    assert set(batches) == set(EXPECTED["files"])
+    for path, facts in EXPECTED["files"].items():
+        read, loaded, quarantined, skipped, batch_id = batches[path]
+        assert (read, loaded, quarantined, skipped) == (
+            facts["rows_read"], facts["rows_loaded"], facts["rows_quarantined"], facts["rows_skipped"]), path
+        rules = dict(published.execute("SELECT source_row, rule FROM quality.quarantine WHERE batch_id = ?",
+                                       [batch_id]).fetchall())
+        assert rules == {b["row"]: b["rule"] for b in facts["bad_rows"]}, path
+
+
+def test_overlapping_months_reconcile_and_no_blocking_check_fails(published):
+    failed = published.execute("""SELECT dataset, expectation FROM quality.check_results
+                                  WHERE NOT success AND severity = 'error'""").fetchall()
+    assert failed == []
+    ok = published.execute("""SELECT bool_and(success) FROM quality.check_results
+                              WHERE expectation = 'reconciles_with_case_records'""").fetchall()[0][0]
+    assert ok is True
+
+
+def test_exports_and_bulletin_are_written(run):
+    manifest = json.loads((run["exports"] / "_manifest.json").read_text(encoding="utf-8"))
+    assert "kpi_values" in json.dumps(manifest)
+    html = (run["exports"] / "bulletin" / "bulletin.html").read_text(encoding="utf-8")
+    for shown in ["7085.4万件", "4652.2万条", "99.4%", "49亿条"]:
+        assert shown in html

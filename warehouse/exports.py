@@ -1,0 +1,573 @@
+"""Parquet exports for report generators: ``exports/<table>/...parquet`` + ``_manifest.json``.
+
+What is exported
+    Every table (and view) of the ``marts`` schema, and for every dataset whose contract
+    declares no personal data, its current rows (``latest.<dataset>``). ``service_cases``
+    carries personal data (applicant id number and phone, even hashed) and is never
+    exported. Bookkeeping columns of core tables are exported except ``valid_to`` (always
+    empty for current rows) and ``extras`` (columns departments added outside the contract:
+    nobody has reviewed them, they may hold personal data). The directory is named after the
+    table (``exports/kpi_values``, ``exports/org_units``); a marts table and a dataset of the
+    same name would clash and are refused.
+
+Partitioning (hive style, ``key=value`` directories)
+    A partition key is an *extra* column derived from the table's period: every file still
+    holds all the table's columns with their warehouse types, so a single file read alone is
+    complete, and the key never changes a column's type on the way back.
+
+    * ``period_month=YYYY-MM``: tables whose period is a month, date or timestamp:
+      ``service_volume_monthly`` (from ``month``), ``case_volume_monthly`` (``month``),
+      ``service_reviews`` (``reviewed_at``). A report for one month reads one directory.
+    * ``grain=<period_grain>``: ``kpi_values`` (month, quarter, year, day, snapshot): small,
+      and readers nearly always want a single grain.
+    * unpartitioned (``<table>/part-0.parquet``): registers (``org_units``,
+      ``service_items``, ``extranet_nodes``, ``cloud_systems``), ``kpi_catalogue``, and
+      ``indicators``, whose period is free text (``2022``, ``2022-Q1``, ``2022-04-28``) in a
+      table of a few hundred rows.
+
+    Keys are strings; both DuckDB (``hive_partitioning=true``: ``'2023-03'`` is not a date, it
+    stays VARCHAR) and pyarrow (:func:`dataset`) read them back as strings.
+
+Files are zstd-compressed, at most ``MAX_ROWS_PER_FILE`` rows each, named ``part-<n>.parquet``.
+
+Atomicity
+    All tables are written into a staging directory next to ``exports`` first. Then each
+    table directory is swapped in with one ``renameat2(RENAME_EXCHANGE)`` (on Linux; two renames
+    elsewhere), so a reader sees the old table or the new one, never half of one. Tables no
+    longer produced are removed, and the manifest is replaced last (write + ``os.replace``).
+    A report generator compares the manifest's ``run_id`` with what it read last time.
+
+Schema only grows
+    The manifest keeps each table's schema as ``{column: arrow type}``. A column whose type
+    differs from the previous manifest stops the export before anything is written
+    (:class:`SchemaChangeError`): such a change needs a documented migration (delete the
+    table's directory and its manifest entry on purpose). A new column is appended (recorded
+    under ``columns_added``); a column that disappeared from the warehouse stays in the files,
+    empty, with its previous type, in its previous place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from expectations.contract import all_contracts
+from warehouse.ddl import quote
+
+MANIFEST = "_manifest.json"
+MANIFEST_VERSION = 1
+COMPRESSION = "zstd"
+BATCH_ROWS = 128 * 1024
+MAX_ROWS_PER_FILE = 5_000_000
+MAX_ROWS_PER_GROUP = 1024 * 1024
+MIN_ROWS_PER_GROUP = 64 * 1024
+
+# Core bookkeeping columns never exported (see module docstring).
+CORE_EXCLUDED = ("valid_to", "extras")
+
+# Contract column types whose period gives a month partition.
+MONTHLY_PERIOD_TYPES = ("month", "date", "timestamp")
+
+# Partitioning of the marts tables: (key, SQL expression of the key, sort columns).
+MARTS_LAYOUT: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
+    "service_volume_monthly": (
+        "period_month",
+        "strftime(\"month\", '%Y-%m')",
+        ("month", "dept_code", "region_code", "source"),
+    ),
+    "kpi_values": ("grain", '"period_grain"', ("kpi_code", "period_start", "scope")),
+    "kpi_catalogue": (None, None, ("kpi_code",)),
+}
+
+
+class SchemaChangeError(RuntimeError):
+    """An exported column would change type, or a table its partitioning: needs a migration."""
+
+
+@dataclass
+class _Plan:
+    table: str  # directory name under exports/
+    source: str  # schema.table in DuckDB
+    select: str  # the SQL producing the rows (partition key last, if any)
+    key: str | None  # partition key
+    key_from: str | None  # column the key is derived from
+    schema: pa.Schema = field(
+        default_factory=lambda: pa.schema([])
+    )  # file columns, canonical types
+    added: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # gone from the warehouse, kept empty
+
+
+# ---------------------------------------------------------------------------------------------
+# Types
+
+
+def canonical_type(t: pa.DataType) -> pa.DataType:
+    """One spelling per logical type, so that the manifest does not change with the DuckDB
+    version: strings as ``string``, lists as ``list<item>``, recursively."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    ):
+        return pa.list_(canonical_type(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, canonical_type(f.type)) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(canonical_type(t.key_type), canonical_type(t.item_type))
+    return t
+
+
+def type_string(t: pa.DataType) -> str:
+    """The manifest spelling of an arrow type: ``string``, ``int64``, ``date32[day]``,
+    ``timestamp[us]``, ``list<string>``."""
+    t = canonical_type(t)
+    if pa.types.is_list(t):
+        return f"list<{type_string(t.value_type)}>"
+    if pa.types.is_struct(t):
+        return "struct<" + ", ".join(f"{f.name}: {type_string(f.type)}" for f in t) + ">"
+    if pa.types.is_map(t):
+        return f"map<{type_string(t.key_type)}, {type_string(t.item_type)}>"
+    return str(t)
+
+
+# ---------------------------------------------------------------------------------------------
+# What to export
+
+
+def _relations(con: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
+        "AND database_name = current_database() "
+        "AND NOT internal UNION SELECT view_name FROM duckdb_views() WHERE schema_name = ? "
+        "AND database_name = current_database() AND NOT internal ORDER BY 1",
+        [schema, schema],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = ? AND table_name = ? "
+        "AND database_name = current_database() ORDER BY column_index",
+        [schema, table],
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def pii_column_names() -> set[str]:
+    """Every column any contract declares as personal data: never in any export file."""
+    return {c for contract in all_contracts().values() for c in contract.pii_columns}
+
+
+def _select_list(columns: list[tuple[str, str]], exclude: set[str]) -> str:
+    parts = []
+    for name, dtype in columns:
+        if name in exclude:
+            continue
+        # JSON leaves as text (an arrow extension type would tie readers to DuckDB).
+        expr = f"CAST({quote(name)} AS VARCHAR)" if dtype.upper() == "JSON" else quote(name)
+        parts.append(f"{expr} AS {quote(name)}")
+    return ", ".join(parts)
+
+
+def _plans(con: duckdb.DuckDBPyConnection) -> list[_Plan]:
+    pii = pii_column_names()
+    plans: list[_Plan] = []
+    for table in _relations(con, "marts"):
+        cols = _columns(con, "marts", table)
+        key, key_sql, order = MARTS_LAYOUT.get(table, (None, None, ()))
+        names = {c for c, _ in cols}
+        if key and not key_sql_columns_present(key_sql, names):
+            key = key_sql = None
+        order = tuple(c for c in order if c in names)
+        plans.append(_plan(table, f"marts.{table}", cols, pii, key, key_sql, order))
+    for contract in all_contracts().values():
+        if contract.pii_columns:  # personal data: never exported, not even hashed
+            continue
+        if contract.name not in _relations(con, "latest"):
+            continue
+        cols = _columns(con, "latest", contract.name)
+        key = key_sql = None
+        if contract.period and contract.column(contract.period).type in MONTHLY_PERIOD_TYPES:
+            key, key_sql = "period_month", f"strftime({quote(contract.period)}, '%Y-%m')"
+        # records datasets are large: sorted by partition only (one partition filled at a time)
+        order = () if contract.kind == "records" else contract.keys
+        plans.append(
+            _plan(
+                contract.name,
+                f"latest.{contract.name}",
+                cols,
+                pii | set(CORE_EXCLUDED),
+                key,
+                key_sql,
+                order,
+            )
+        )
+    seen: set[str] = set()
+    for p in plans:
+        if p.table in seen:
+            raise ValueError(f"two warehouse tables would both be exported as exports/{p.table}")
+        seen.add(p.table)
+    return plans
+
+
+def key_sql_columns_present(key_sql: str | None, names: set[str]) -> bool:
+    return key_sql is None or all(c in names for c in re.findall(r'"([^"]+)"', key_sql))
+
+
+def _plan(
+    table: str,
+    source: str,
+    cols: list[tuple[str, str]],
+    exclude: set[str],
+    key: str | None,
+    key_sql: str | None,
+    order: tuple[str, ...],
+) -> _Plan:
+    schema_name, rel = source.split(".", 1)
+    select = f"SELECT {_select_list(cols, exclude)}"
+    if key:
+        if key in {c for c, _ in cols}:
+            raise ValueError(f"partition key {key} of {source} clashes with a column")
+        select += f", {key_sql} AS {quote(key)}"
+    select += f" FROM {quote(schema_name)}.{quote(rel)}"
+    sort = ([quote(key)] if key else []) + [quote(c) for c in order]
+    if sort:
+        select += " ORDER BY " + ", ".join(sort)
+    key_from = re.findall(r'"([^"]+)"', key_sql)[0] if key_sql else None
+    return _Plan(table=table, source=source, select=select, key=key, key_from=key_from)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema evolution
+
+
+def _read_manifest(exports_dir: Path) -> dict:
+    path = exports_dir / MANIFEST
+    if not path.exists():
+        return {"tables": {}}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _previous_field_type(exports_dir: Path, entry: dict, column: str) -> pa.DataType:
+    """The exact arrow type of a column in the previous export (read from one of its files)."""
+    for f in entry.get("files", []):
+        path = exports_dir / f["path"]
+        if path.exists():
+            s = pq.read_schema(path)
+            if column in s.names:
+                return canonical_type(s.field(column).type)
+    raise SchemaChangeError(
+        f"column {column!r} of exports/{entry.get('table', '?')} is gone from the warehouse "
+        f"and its "
+        f"previous type cannot be read back from the previous files; restore the column or migrate "
+        f"the export on purpose"
+    )
+
+
+def _resolve_schema(
+    plan: _Plan, current: pa.Schema, previous: dict | None, exports_dir: Path
+) -> None:
+    """Fix the file schema of a table: previous columns first (types unchanged), new ones after."""
+    current_fields = {
+        f.name: pa.field(f.name, canonical_type(f.type)) for f in current if f.name != plan.key
+    }
+    if not previous:
+        plan.schema = pa.schema(list(current_fields.values()))
+        return
+    prev_schema: dict[str, str] = previous.get("schema", {})
+    prev_part = (previous.get("partitioning") or {}).get("key")
+    if prev_part != plan.key:
+        raise SchemaChangeError(
+            f"exports/{plan.table} was partitioned by {prev_part or 'nothing'} and would now be "
+            f"partitioned by {plan.key or 'nothing'}; readers filter on the key: "
+            f"migrate on purpose "
+            f"(remove exports/{plan.table} and its manifest entry) if this is intended"
+        )
+    changed = [
+        f"{c}: {prev_schema[c]} -> {type_string(f.type)}"
+        for c, f in current_fields.items()
+        if c in prev_schema and prev_schema[c] != type_string(f.type)
+    ]
+    if changed:
+        raise SchemaChangeError(
+            f"exports/{plan.table} ({plan.source}): column type changed compared to the previous "
+            f"export ({'; '.join(changed)}). The export schema only grows; a type change needs a "
+            f"documented migration (remove exports/{plan.table} and its manifest entry on purpose)"
+        )
+    fields = []
+    for c in prev_schema:
+        if c in current_fields:
+            fields.append(current_fields[c])
+        else:
+            fields.append(
+                pa.field(c, _previous_field_type(exports_dir, {**previous, "table": plan.table}, c))
+            )
+            plan.kept.append(c)
+    for c, f in current_fields.items():
+        if c not in prev_schema:
+            fields.append(f)
+            plan.added.append(c)
+    plan.schema = pa.schema(fields)
+
+
+def _aligned(reader: pa.RecordBatchReader, plan: _Plan) -> pa.RecordBatchReader:
+    """The rows in the plan's schema: columns reordered and cast, gone ones null, key last."""
+    out_fields = list(plan.schema)
+    if plan.key:
+        out_fields.append(pa.field(plan.key, pa.string()))
+    out_schema = pa.schema(out_fields)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            arrays = []
+            for f in out_fields:
+                idx = batch.schema.get_field_index(f.name)
+                if idx < 0:
+                    arrays.append(pa.nulls(batch.num_rows, f.type))
+                else:
+                    col = batch.column(idx)
+                    arrays.append(col if col.type == f.type else col.cast(f.type))
+            yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+
+    return pa.RecordBatchReader.from_batches(out_schema, batches())
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, plan: _Plan, target: Path) -> list[dict]:
+    reader = _aligned(con.sql(plan.select).to_arrow_reader(BATCH_ROWS), plan)
+    written: list[tuple[str, int]] = []
+
+    def visit(f: ds.WrittenFile) -> None:
+        written.append((f.path, f.metadata.num_rows if f.metadata is not None else 0))
+
+    fmt = ds.ParquetFileFormat()
+    ds.write_dataset(
+        reader,
+        target,
+        format=fmt,
+        file_options=fmt.make_write_options(compression=COMPRESSION),
+        partitioning=ds.partitioning(pa.schema([(plan.key, pa.string())]), flavor="hive")
+        if plan.key
+        else None,
+        basename_template="part-{i}.parquet",
+        existing_data_behavior="error",
+        max_rows_per_file=MAX_ROWS_PER_FILE,
+        max_rows_per_group=MAX_ROWS_PER_GROUP,
+        min_rows_per_group=MIN_ROWS_PER_GROUP,
+        max_partitions=100_000,
+        file_visitor=visit,
+    )
+    if not written:  # an empty table still gets one file, so that its schema is there
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / "part-0.parquet"
+        pq.write_table(plan.schema.empty_table(), path, compression=COMPRESSION)
+        written.append((str(path), 0))
+    files = []
+    for path, rows in sorted(written):
+        p = Path(path)
+        files.append(
+            {"path": p.relative_to(target).as_posix(), "rows": rows, "bytes": p.stat().st_size}
+        )
+    return files
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux ``renameat2``). False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in {
+        errno.ENOSYS,
+        errno.EINVAL,
+        getattr(errno, "ENOTSUP", errno.EINVAL),
+        getattr(errno, "EOPNOTSUPP", errno.EINVAL),
+    }:
+        return False
+    raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
+
+
+def _swap_in(new: Path, dest: Path, trash: Path) -> None:
+    """Put directory ``new`` at ``dest``; the previous ``dest`` (if any) ends up under ``trash``."""
+    if dest.exists():
+        if _exchange(new, dest):
+            return  # ``new`` now holds the old table; the caller removes the staging dir
+        trash.mkdir(parents=True, exist_ok=True)
+        os.rename(dest, trash / dest.name)
+    os.rename(new, dest)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:60]
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: str) -> dict:
+    """Write ``exports/<table>/...parquet`` and ``exports/_manifest.json`` (see the module doc).
+
+    Returns ``{"run_id", "written_at", "tables": {table: {"rows", "files", "partitioning",
+    "columns_added", "columns_kept"}}, "files": n, "rows": n, "removed": [tables],
+    "manifest": path}``.
+    Raises :class:`SchemaChangeError` (before writing anything) when a column would change type.
+    """
+    exports_dir = Path(exports_dir)
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    written_at = datetime.now(UTC).isoformat(timespec="seconds")
+    previous = _read_manifest(exports_dir)
+    prev_tables: dict = previous.get("tables", {})
+    pii = pii_column_names()
+
+    plans = _plans(con)
+    for plan in plans:  # every schema is settled before a single file is written
+        current = con.sql(f"SELECT * FROM ({plan.select}) LIMIT 0").to_arrow_table().schema
+        _resolve_schema(plan, current, prev_tables.get(plan.table), exports_dir)
+        leaked = pii & set(plan.schema.names)
+        if leaked:
+            raise RuntimeError(
+                f"personal data column(s) {sorted(leaked)} would be exported in {plan.table}"
+            )
+
+    tag = f"{_safe(run_id)}-{uuid.uuid4().hex[:8]}"
+    staging = exports_dir.parent / f".{exports_dir.name}.staging-{tag}"
+    trash = exports_dir.parent / f".{exports_dir.name}.trash-{tag}"
+    tables: dict[str, dict] = {}
+    try:
+        staging.mkdir(parents=True)
+        for plan in plans:
+            files = _write_table(con, plan, staging / plan.table)
+            prev = prev_tables.get(plan.table) or {}
+            history = list(prev.get("columns_added", []))
+            history += [
+                {
+                    "column": c,
+                    "type": type_string(plan.schema.field(c).type),
+                    "run_id": run_id,
+                    "written_at": written_at,
+                }
+                for c in plan.added
+            ]
+            tables[plan.table] = {
+                "source": plan.source,
+                "run_id": run_id,
+                "written_at": written_at,
+                "rows": sum(f["rows"] for f in files),
+                "compression": COMPRESSION,
+                "partitioning": {
+                    "flavor": "hive",
+                    "key": plan.key,
+                    "type": "string",
+                    "derived_from": plan.key_from,
+                    "format": "YYYY-MM" if plan.key == "period_month" else None,
+                }
+                if plan.key
+                else None,
+                "schema": {f.name: type_string(f.type) for f in plan.schema},
+                "columns_added": history,
+                "columns_kept": plan.kept,
+                "files": [{**f, "path": f"{plan.table}/{f['path']}"} for f in files],
+            }
+        for plan in plans:  # swap table by table: a reader sees the old table or the new one
+            _swap_in(staging / plan.table, exports_dir / plan.table, trash)
+        removed = []
+        for name in prev_tables:
+            if (
+                name not in tables
+                and (exports_dir / name).is_dir()
+                and "/" not in name
+                and name not in ("", ".", "..")
+            ):
+                trash.mkdir(parents=True, exist_ok=True)
+                os.rename(exports_dir / name, trash / name)
+                removed.append(name)
+        manifest = {
+            "format_version": MANIFEST_VERSION,
+            "run_id": run_id,
+            "written_at": written_at,
+            "tables": tables,
+            "removed_tables": removed,
+        }
+        tmp = exports_dir / f".{MANIFEST}.{tag}.tmp"
+        tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, exports_dir / MANIFEST)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    return {
+        "run_id": run_id,
+        "written_at": written_at,
+        "tables": {
+            t: {
+                "rows": e["rows"],
+                "files": len(e["files"]),
+                "partitioning": e["partitioning"]["key"] if e["partitioning"] else None,
+                "columns_added": [h["column"] for h in e["columns_added"] if h["run_id"] == run_id],
+                "columns_kept": e["columns_kept"],
+            }
+            for t, e in tables.items()
+        },
+        "files": sum(len(e["files"]) for e in tables.values()),
+        "rows": sum(e["rows"] for e in tables.values()),
+        "removed": removed,
+        "manifest": str(exports_dir / MANIFEST),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading (for report generators and tests)
+
+
+def dataset(exports_dir: Path, table: str) -> ds.Dataset:
+    """The exported table as a pyarrow dataset, partition key typed as the manifest says."""
+    entry = _read_manifest(Path(exports_dir))["tables"][table]
+    part = entry.get("partitioning")
+    partitioning = (
+        ds.partitioning(pa.schema([(part["key"], pa.string())]), flavor="hive") if part else None
+    )
+    return ds.dataset(Path(exports_dir) / table, format="parquet", partitioning=partitioning)
+
+
+def duckdb_source(exports_dir: Path, table: str) -> str:
+    """A ``read_parquet(...)`` expression reading the exported table in DuckDB."""
+    path = (Path(exports_dir) / table).as_posix().replace("'", "''")
+    return f"read_parquet('{path}/**/*.parquet', hive_partitioning = true, union_by_name = true)"
