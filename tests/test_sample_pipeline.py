@@ -8,11 +8,9 @@ computes from the rows it wrote, independently of the pipeline.
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
@@ -20,34 +18,13 @@ from pipelines.report import print_kpis
 from warehouse.formatting import format_kpi
 from warehouse.marts import load_catalogue
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 EXPECTED = json.loads((SAMPLE / "expected_kpis.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sample")
-    env = {
-        "GOVMETRICS_LANDING": str(SAMPLE / "landing"),
-        "GOVMETRICS_WAREHOUSE": str(out / "wh" / "govmetrics.duckdb"),
-        "GOVMETRICS_EXPORTS": str(out / "exports"),
-        "GOVMETRICS_PII_KEY": "sample-test-key",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        from pipelines.definitions import defs
-
-        with dg.DagsterInstance.ephemeral() as instance:
-            result = defs.resolve_job_def("refresh").execute_in_process(instance=instance, raise_on_error=False)
-        yield {"result": result, "warehouse": Path(env["GOVMETRICS_WAREHOUSE"]), "exports": out / "exports"}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def run(sample_run):
+    return sample_run
 
 
 @pytest.fixture(scope="module")
