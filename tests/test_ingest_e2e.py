@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -46,7 +47,10 @@ def loaded(tmp_path_factory):
              "parquet": dep.cases_parquet(landing), "sql": dep.sql_header_file(landing)}
     facts.update(dep.broken_files(landing))
     # the same bytes delivered twice under another name
-    shutil.copyfile(facts["json"]["path"], landing / "service_cases" / "platform_export (1).json")
+    copy = landing / "service_cases" / "platform_export (1).json"
+    shutil.copyfile(facts["json"]["path"], copy)
+    original = facts["json"]["path"].stat().st_mtime
+    os.utime(copy, (original + 60, original + 60))  # delivered a minute later
     result = run_core(landing, warehouse, exports)
     return {"root": root, "landing": landing, "warehouse": warehouse, "exports": exports,
             "facts": facts, "result": result}

@@ -8,6 +8,7 @@ The same bytes delivered again are recorded as a ``duplicate`` and not loaded tw
 from __future__ import annotations
 
 import hashlib
+import uuid
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -79,13 +80,14 @@ def relative(path: Path, landing: Path) -> str:
 
 
 def _new_batch_id(dataset: str, sha: str) -> str:
-    return f"{dataset}-{now():%Y%m%dT%H%M%S}-{sha[:10]}"
+    """Readable and unique: dataset, arrival time, content prefix, and a random tail."""
+    return f"{dataset}-{now():%Y%m%dT%H%M%S}-{sha[:8]}-{uuid.uuid4().hex[:6]}"
 
 
 def _record(con: duckdb.DuckDBPyConnection, result: BatchResult, sha: str, run_id: str | None,
             encoding: str | None = None, period: tuple[str | None, str | None] = (None, None)) -> None:
     con.execute(
-        """INSERT OR REPLACE INTO quality.load_batches
+        """INSERT INTO quality.load_batches
            (batch_id, dataset, source_path, sha256, received_at, run_id, rows_read, rows_loaded,
             rows_quarantined, rows_skipped, status, reason, encoding, period_min, period_max)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
