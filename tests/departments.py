@@ -82,6 +82,7 @@ def cases_json(landing: Path) -> dict:
          "办理状态": "在办", "是否全程网办": "true", "申请人证件号码": ID_NUMBERS[2], "联系电话": PHONES[2]},
     ]
     path = landing / "service_cases" / "platform_export.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     return {"path": path, "read": 2, "loaded": 2, "quarantined": 0}
 
