@@ -13,8 +13,8 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
-from assets.metadata import md_table, query_frame
 from assets.ingest.batch import BatchResult, load_file, pending_files, refresh_reference_flags
+from assets.metadata import md_table, query_frame
 from expectations.contract import Contract, all_contracts
 from expectations.suites import ExpectationSpec, suite_for
 from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse

@@ -40,7 +40,8 @@ def generate(landing: Path, rows: int, encoding: str) -> Path:
         "是否接入平台": ["是"] * (len(depts) + len(regions)),
     }).write_csv(landing / "org_units" / "org_units.csv")
     items = pl.DataFrame({"事项编码": [f"I{i:04d}" for i in range(500)]}).with_columns(
-        pl.lit("事项").alias("事项名称"), pl.format("D{}", (pl.int_range(0, 500) % 50).cast(pl.String).str.zfill(3)).alias("实施部门编码"),
+        pl.lit("事项").alias("事项名称"),
+        pl.format("D{}", (pl.int_range(0, 500) % 50).cast(pl.String).str.zfill(3)).alias("实施部门编码"),
         pl.lit("即办件").alias("办理类型"), pl.lit("是").alias("是否可网办"), pl.lit("是").alias("是否全程网办"),
         pl.lit("5").alias("承诺办结时限（工作日）"), pl.lit("1").alias("版本号"), pl.lit("在用").alias("事项状态"))
     items.write_csv(landing / "service_items" / "items.csv")
@@ -52,7 +53,9 @@ def generate(landing: Path, rows: int, encoding: str) -> Path:
         事项编码=pl.format("I{}", (n * 7919 % 500).cast(pl.String).str.zfill(4)),
         实施部门编码=pl.format("D{}", (n % 50).cast(pl.String).str.zfill(3)),
         行政区划代码=pl.format("2101{}", (n % 14 + 2).cast(pl.String).str.zfill(2)),
-        申办渠道=pl.when(n % 17 == 0).then(pl.lit("窗口办理")).when(n % 3 == 0).then(pl.lit("移动端")).otherwise(pl.lit("网上办理")),
+        申办渠道=pl.when(n % 17 == 0).then(pl.lit("窗口办理"))
+        .when(n % 3 == 0).then(pl.lit("移动端"))
+        .otherwise(pl.lit("网上办理")),
         申请时间=applied.dt.strftime("%Y-%m-%d %H:%M:%S"),
         受理时间=(applied + pl.duration(minutes=30)).dt.strftime("%Y-%m-%d %H:%M:%S"),
         办结时间=(applied + pl.duration(hours=n % 72)).dt.strftime("%Y/%m/%d %H:%M"),
@@ -102,7 +105,8 @@ def phase_pipeline(landing: Path, work: Path) -> dict:
     )
     seconds = time.perf_counter() - started
     with duckdb.connect(str(work / "wh" / "gm.writer.duckdb"), read_only=True) as con:
-        loaded = con.execute("SELECT sum(rows_loaded) FROM quality.load_batches WHERE dataset='service_cases'").fetchone()[0]
+        loaded = con.execute("SELECT sum(rows_loaded) FROM quality.load_batches "
+                             "WHERE dataset = 'service_cases'").fetchall()[0][0]
     return {"seconds": seconds, "rows": loaded, "peak_mib": peak_mib(), "success": result.success}
 
 

@@ -60,6 +60,7 @@ class Column:
     max: float | None = None
     unit: str | None = None
     pattern: str | None = None
+    hint: str | None = None  # how a correct value looks, shown to the clerk when a value is rejected
     pii: bool = False
     references: str | None = None  # "<dataset>.<column>"
     on_missing_reference: Literal["quarantine", "flag"] = "quarantine"

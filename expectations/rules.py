@@ -61,7 +61,7 @@ def column_rules(column: Column) -> list[RowRule]:
     if column.pattern:
         rules.append(RowRule("pattern", column.name,
                              f"{c} IS NOT NULL AND NOT regexp_full_match({c}, {sql_str(column.pattern)})",
-                             f"{zh}格式不正确" + ("（应为6位区县、9位街道或12位社区代码）" if "region" in column.name else "")))
+                             f"{zh}格式不正确" + (f"（{column.hint}）" if column.hint else "")))
     return rules
 
 

@@ -12,7 +12,8 @@ from pipelines.resources import LandingFolder
 refresh_job = dg.define_asset_job(
     "refresh",
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("landing"),
-    description="Load every pending landed file, check it, rebuild marts, exports, bulletin and the analysts' snapshot.",
+    description="Load every pending landed file, check it, rebuild marts, exports, bulletin "
+    "and the analysts' snapshot.",
 )
 
 # Departments report the previous month in the first days of the next one.
@@ -42,5 +43,6 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingFolder):
     if not changed:
         return dg.SkipReason(f"no new or changed files under {landing.root}")
     context.update_cursor(json.dumps(current))
-    return dg.RunRequest(run_key="landing-" + hashlib.sha1(json.dumps(current, sort_keys=True).encode()).hexdigest()[:12],
+    digest = hashlib.sha1(json.dumps(current, sort_keys=True).encode()).hexdigest()[:12]
+    return dg.RunRequest(run_key=f"landing-{digest}",
                          tags={"govmetrics/changed_files": str(len(changed))})

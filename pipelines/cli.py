@@ -54,7 +54,8 @@ def kpis(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="govmetrics", description="沈阳市政务数据指标流水线 (govmetrics)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("refresh", help="load pending landed files and rebuild everything downstream").set_defaults(func=refresh)
+    sub.add_parser("refresh", help="load pending landed files and rebuild everything downstream"
+                   ).set_defaults(func=refresh)
     sub.add_parser("kpis", help="print the latest KPI values from the published warehouse").set_defaults(func=kpis)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -46,7 +46,8 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("rows_loaded", "BIGINT", "载入行数"),
             ("rows_quarantined", "BIGINT", "隔离行数"),
             ("rows_skipped", "BIGINT", "跳过行数（合计、小计、总计行）"),
-            ("status", "VARCHAR NOT NULL", "状态：loaded 已载入, partially_loaded 部分载入, failed 失败, superseded 已被取代, duplicate 重复报送"),
+            ("status", "VARCHAR NOT NULL", "状态：loaded 已载入, partially_loaded 部分载入, failed 失败, "
+                                           "superseded 已被取代, duplicate 重复报送"),
             ("reason", "VARCHAR", "原因说明（失败、重复或部分载入时）"),
             ("encoding", "VARCHAR", "检测到的文本编码"),
             ("period_min", "VARCHAR", "该批次数据覆盖的最早统计期"),
@@ -112,7 +113,8 @@ def _create_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, comme
         [schema, table]).fetchall()}
     for c, t, _ in columns:  # schema only grows: a new contract column is added as nullable
         if c not in existing:
-            con.execute(f"ALTER TABLE {name} ADD COLUMN {quote(c)} {t.replace(' NOT NULL', '').replace(' PRIMARY KEY', '')}")
+            nullable = t.replace(" NOT NULL", "").replace(" PRIMARY KEY", "")
+            con.execute(f"ALTER TABLE {name} ADD COLUMN {quote(c)} {nullable}")
     con.execute(f"COMMENT ON TABLE {name} IS {literal(comment)}")
     for c, _, text in columns:
         con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")

@@ -8,8 +8,8 @@ The same bytes delivered again are recorded as a ``duplicate`` and not loaded tw
 from __future__ import annotations
 
 import hashlib
-import uuid
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -232,7 +232,7 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
                     ELSE __messages END AS __messages
         FROM ranked
     """)
-    con.execute(f"""
+    con.execute("""
         INSERT INTO quality.quarantine
         SELECT ?, ?, __sheet, __row, __rules[1], __rules, array_to_string(__messages, '；'), __raw::JSON
         FROM judged WHERE len(__rules) > 0""", [result.batch_id, result.dataset])
@@ -252,7 +252,8 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
 
     if result.rows_loaded == 0 and result.rows_quarantined:
         result.status = "failed"
-        result.reason = "；".join(filter(None, [result.reason, f"全部{result.rows_quarantined}行均未通过校验，见 quality.quarantine"]))
+        all_bad = f"全部{result.rows_quarantined}行均未通过校验，见 quality.quarantine"
+        result.reason = "；".join(filter(None, [result.reason, all_bad]))
     elif result.rows_quarantined:
         result.status = "partially_loaded"
         result.reason = "；".join(filter(None, [result.reason, f"{result.rows_quarantined}行未通过校验，已隔离"]))

@@ -1,0 +1,268 @@
+"""The data dictionary (``docs/data-dictionary.md``), rendered from the warehouse's own catalog.
+
+Every table, view and column of the public schemas carries a ``COMMENT ON`` written by
+:mod:`warehouse.ddl` (from the contracts) and :mod:`warehouse.marts` (from the marts
+definitions and the KPI catalogue). This module reads those comments back from DuckDB
+(``duckdb_tables()``, ``duckdb_views()``, ``duckdb_columns()``) and the KPI catalogue from
+``marts.kpi_catalogue``, so the dictionary and the comments an analyst sees in DBeaver or
+``duckdb`` can never say different things.
+
+Regenerate after changing a contract, the quality tables, the marts or the KPI catalogue::
+
+    uv run python -m warehouse.dictionary            # writes docs/data-dictionary.md
+    uv run python -m warehouse.dictionary --check    # exit 1 if the committed file is stale
+
+``tests/test_docs.py`` fails when the committed file differs from a fresh rendering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "docs" / "data-dictionary.md"
+REGENERATE = "uv run python -m warehouse.dictionary"
+
+# The public schemas, in the order the dictionary presents them, with what each holds.
+SCHEMAS: dict[str, str] = {
+    "core": "核心表：每个数据集一张表，列名为规范英文名、已定型；个人信息存为带密钥的哈希值；"
+    "登记表以 valid_from / valid_to 保留历史。"
+    " (One table per dataset; typed canonical columns; history kept with valid_from / valid_to.)",
+    "latest": "当前有效版本视图：`SELECT * FROM core.<dataset> WHERE valid_to IS NULL`，"
+    "列与 core 表相同。"
+    " (Views of the current rows; same columns as the core table.)",
+    "quality": "数据质量：载入批次、隔离行和校验结果。"
+    " (Load batches, quarantined rows, expectation results.)",
+    "marts": "指标集市：指标目录、指标值和月度办件评价量，每次运行整体重建。"
+    " (KPI catalogue, KPI values, monthly service volumes; rebuilt together each run.)",
+}
+
+
+def _cell(value: object) -> str:
+    """A value as the text of one Markdown table cell."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else value
+    if isinstance(value, list | tuple):
+        value = ", ".join(str(v) for v in value)
+    text = " ".join(str(value).split())  # no line breaks inside a cell
+    return text.replace("|", "\\|")
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, str | None]]:
+    return con.execute(
+        """SELECT table_name, comment FROM duckdb_tables()
+           WHERE database_name = current_database() AND schema_name = ?
+             AND NOT internal AND NOT temporary
+           ORDER BY table_name""",
+        [schema],
+    ).fetchall()
+
+
+def _views(con: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, str | None]]:
+    return con.execute(
+        """SELECT view_name, comment FROM duckdb_views()
+           WHERE database_name = current_database() AND schema_name = ?
+             AND NOT internal AND NOT temporary
+           ORDER BY view_name""",
+        [schema],
+    ).fetchall()
+
+
+def _columns(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str
+) -> list[tuple[str, str, bool, str | None]]:
+    return con.execute(
+        """SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns()
+           WHERE database_name = current_database() AND schema_name = ? AND table_name = ?
+           ORDER BY column_index""",
+        [schema, table],
+    ).fetchall()
+
+
+def _catalogue_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """The KPI catalogue as stored in ``marts.kpi_catalogue`` (catalogue file order)."""
+    present = con.execute(
+        """SELECT count(*) FROM duckdb_tables()
+           WHERE database_name = current_database()
+             AND schema_name = 'marts' AND table_name = 'kpi_catalogue'"""
+    ).fetchall()[0][0]
+    if not present:
+        return []
+    return con.execute(
+        """SELECT kpi_code, name_zh, unit, definition, sources, reference
+           FROM marts.kpi_catalogue ORDER BY rowid"""
+    ).fetchall()
+
+
+def _kpi_sql_files() -> dict[str, str]:
+    """KPI code -> the SQL file that computes it (relative to the repository)."""
+    from warehouse.marts import kpi_sql_files
+
+    return {code: f.path.relative_to(ROOT).as_posix() for f in kpi_sql_files() for code in f.codes}
+
+
+def render_dictionary(con: duckdb.DuckDBPyConnection) -> str:
+    """Markdown of every table and view of core, latest, quality and marts, and the KPI catalogue.
+
+    Names, types and comments come from DuckDB's catalog of ``con``; the output depends on
+    nothing else (no dates, no row counts), so the same warehouse always gives the same text.
+    """
+    out = [
+        "# 数据字典 Data dictionary",
+        "",
+        f"<!-- 自动生成，请勿手工编辑。Generated by `{REGENERATE}`; do not edit by hand. -->",
+        "",
+        "本文由 `warehouse/dictionary.py` 从仓库自身的目录（`duckdb_tables()`、`duckdb_views()`、"
+        "`duckdb_columns()` 中的 `COMMENT ON` 注释）和 `marts.kpi_catalogue` 生成；"
+        "注释来自数据集合同（`expectations/contracts/*.yaml`）、`warehouse/ddl.py`、"
+        "`warehouse/marts.py` 和指标目录"
+        "（`warehouse/kpi_catalogue.yaml`）。修改它们之后运行 "
+        f"`{REGENERATE}` 重新生成。",
+        "",
+        "This page is generated from the warehouse's own catalog: the comments an analyst sees in "
+        "DuckDB are the text below. Example queries: [analyst-queries.md](analyst-queries.md).",
+        "",
+        "「非空」列标出数据库中的 NOT NULL 约束；合同中的必填项由载入时的校验保证"
+        "（不合格的行进入 `quality.quarantine`），不一定体现为约束。"
+        " (*not null* is the database constraint; a contract's required columns are enforced by"
+        " the row rules at load time.)",
+        "",
+        "## 目录 Contents",
+        "",
+    ]
+    body: list[str] = []
+    for schema, about in SCHEMAS.items():
+        tables = _tables(con, schema)
+        views = _views(con, schema)
+        if not tables and not views:
+            continue
+        out.append(f"- [`{schema}`](#schema-{schema})")
+        body += ["", f'<a id="schema-{schema}"></a>', "", f"## `{schema}`", "", about]
+        if schema == "latest":  # same columns as the core table: list the views only
+            body += ["", _row("视图 view", "说明 comment"), "|---|---|"]
+            body += [_row(f"`{schema}.{name}`", comment) for name, comment in views]
+            continue
+        for name, comment in views:  # a view elsewhere: listed like a table
+            tables.append((name, comment))
+        for name, comment in sorted(tables):
+            body += [
+                "",
+                f"### `{schema}.{name}`",
+                "",
+                _cell(comment) or "（无注释 no comment）",
+                "",
+            ]
+            body += [
+                _row("列 column", "类型 type", "非空 not null", "说明 comment"),
+                "|---|---|---|---|",
+            ]
+            body += [
+                _row(f"`{col}`", f"`{dtype}`", "" if nullable else "✓", text)
+                for col, dtype, nullable, text in _columns(con, schema, name)
+            ]
+
+    kpis = _catalogue_rows(con)
+    if kpis:
+        sql_files = _kpi_sql_files()
+        out.append("- [指标目录 KPI catalogue](#kpi-catalogue)")
+        body += [
+            "",
+            '<a id="kpi-catalogue"></a>',
+            "",
+            "## 指标目录 KPI catalogue",
+            "",
+            "`marts.kpi_catalogue` 的内容（来自 `warehouse/kpi_catalogue.yaml`）。口径即 "
+            "`marts.kpi_values.value` 的定义；参考值为大数据局已公开发布的数字。"
+            " (Each KPI: code, name, unit, definition, source datasets, published reference "
+            "value, and the SQL that computes it.)",
+            "",
+            _row(
+                "编码 code",
+                "名称 name",
+                "单位 unit",
+                "口径 definition",
+                "来源 sources",
+                "参考值 reference",
+                "计算SQL",
+            ),
+            "|---|---|---|---|---|---|---|",
+        ]
+        for code, name_zh, unit, definition, sources, reference in kpis:
+            sql = sql_files.get(code)
+            body.append(
+                _row(
+                    f"`{code}`",
+                    name_zh,
+                    unit,
+                    definition,
+                    ", ".join(f"`{s}`" for s in sources or []),
+                    reference,
+                    f"[{Path(sql).name}](../{sql})" if sql else "",
+                )
+            )
+    return "\n".join(out + body) + "\n"
+
+
+def reference_warehouse() -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory warehouse: every table, view and comment, and the KPI catalogue."""
+    from warehouse.ddl import create_all
+    from warehouse.marts import build_marts
+
+    con = duckdb.connect(":memory:")
+    create_all(con)
+    build_marts(con)  # works on an empty warehouse: fills the catalogue, the figures stay empty
+    return con
+
+
+def render_reference() -> str:
+    """The dictionary of a freshly built warehouse (what ``docs/data-dictionary.md`` holds)."""
+    con = reference_warehouse()
+    try:
+        return render_dictionary(con)
+    finally:
+        con.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m warehouse.dictionary",
+        description="Write the data dictionary (Markdown) of a freshly built warehouse.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"output file (default: {DEFAULT_OUT.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; exit 1 if the file differs from a fresh rendering",
+    )
+    args = parser.parse_args(argv)
+    text = render_reference()
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
+        if current != text:
+            print(f"{args.out} is stale: run `{REGENERATE}`", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8", newline="\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
