@@ -74,15 +74,14 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
-def run_checks(warehouse: Warehouse, contract: Contract, specs: list[ExpectationSpec],
-               batches: list[BatchResult], run_id: str) -> list:
+def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[ExpectationSpec],
+               batch_ids: list[str], run_id: str) -> list:
     """Validate ``latest.<dataset>`` with GX and record one row per expectation (per new batch)."""
     from expectations.gx_runner import run_suite  # lazy: GX import is slow
 
     # GX opens the writer's working file; the writer connection is closed at this point.
     outcomes = run_suite(writer_path(warehouse.published), f"latest.{contract.name}",
                          f"{contract.name}_suite", specs)
-    batch_ids = [b.batch_id for b in batches if b.status not in ("duplicate",)] or [None]
     checked_at = now()
     with warehouse.writer() as con:
         con.executemany(
@@ -91,12 +90,16 @@ def run_checks(warehouse: Warehouse, contract: Contract, specs: list[Expectation
                 unexpected_count, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [[run_id, batch_id, contract.name, f"{contract.name}_suite", o.name, o.severity, bool(o.success),
               json.dumps(_jsonable(o.observed_value), ensure_ascii=False), o.unexpected_count, checked_at]
-             for o in outcomes for batch_id in batch_ids])
+             for o in outcomes for batch_id in (batch_ids or [None])])
+    for o in outcomes:
+        if not o.success:
+            log.warning(f"check {contract.name}.{o.name} ({o.severity}) failed: unexpected={o.unexpected_count} "
+                        f"observed={o.observed_value} {o.error or ''}")
     return outcomes
 
 
 def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
-    specs = suite_for(contract)
+    own_specs = [s for s in suite_for(contract) if not s.needs]
     deps = [landing_key(contract.name), *(core_key(d) for d in contract.upstream)]
     freshness = (dg.FreshnessPolicy.time_window(fail_window=timedelta(days=contract.freshness_days))
                  if contract.freshness_days else None)
@@ -108,7 +111,7 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
         description=f"{contract.title_zh}（core.{contract.name}）：{contract.description}",
         owners=OWNERS,
         kinds={"duckdb", "polars"},
-        check_specs=[check_spec(contract, s) for s in specs],
+        check_specs=[check_spec(contract, s) for s in own_specs],
         freshness_policy=freshness,
         metadata={"contract": str(contract.path.name) if contract.path else contract.name,
                   "keys": ", ".join(contract.keys)},
@@ -126,11 +129,8 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
             flagged = refresh_reference_flags(con, contract)
             current = con.execute(f'SELECT count(*) FROM latest."{contract.name}"').fetchall()[0][0]
             preview = query_frame(con, f'SELECT * EXCLUDE (extras) FROM latest."{contract.name}" LIMIT 5')
-        outcomes = run_checks(warehouse, contract, specs, results, context.run.run_id)
-        for o in outcomes:
-            if not o.success:
-                context.log.warning(f"check {o.name} ({o.severity}) failed: "
-                                    f"unexpected={o.unexpected_count} observed={o.observed_value} {o.error or ''}")
+        new_batches = [r.batch_id for r in results if r.status != "duplicate"]
+        outcomes = run_checks(context.log, warehouse, contract, own_specs, new_batches, context.run.run_id)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": current,
@@ -155,6 +155,25 @@ def _batches_md(results: list[BatchResult]) -> str:
     return md_table(pl.DataFrame([{k: v for k, v in r.as_dict().items() if k != "merge"} for r in results]))
 
 
+def build_cross_check(contract: Contract, spec: ExpectationSpec) -> dg.AssetChecksDefinition:
+    """An expectation that reads other datasets runs as a standalone check, after they load."""
+
+    @dg.asset_check(
+        asset=core_key(contract.name),
+        name=spec.name,
+        description=spec.description,
+        blocking=spec.severity == "error",
+        additional_deps=[core_key(d) for d in spec.needs],
+        metadata={"gx_type": spec.gx_type, "severity": spec.severity},
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        (outcome,) = run_checks(context.log, warehouse, contract, [spec], [], context.run.run_id)
+        return _check_result(contract, outcome)
+
+    return _check
+
+
 CONTRACTS = all_contracts()
 landing_specs = [landing_spec(c) for c in CONTRACTS.values()]
 core_assets = [build_core_asset(c) for c in CONTRACTS.values()]
+cross_checks = [build_cross_check(c, s) for c in CONTRACTS.values() for s in suite_for(c) if s.needs]

@@ -66,6 +66,9 @@ class ExpectationSpec:
     kwargs: dict = field(hash=False)  # kwargs for that class; SQL queries use {batch}
     severity: str  # "error" (blocking) or "warn"
     description: str  # one line a department clerk / data engineer understands
+    # Other datasets whose current rows the expectation reads: it must run after they load,
+    # so the code location runs it as a standalone asset check depending on them.
+    needs: tuple[str, ...] = ()
 
 
 def q(identifier: str) -> str:
@@ -214,6 +217,7 @@ ORDER BY monthly.month
         "reconciles_with_case_records", "UnexpectedRowsExpectation",
         {"unexpected_rows_query": query}, ERROR,
         "同一月份既有办件量月报又有办件明细时，月报办件量合计与明细件数的相对差异不能超过0.5%",
+        needs=("service_cases",),
     )
 
 

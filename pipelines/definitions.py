@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.core import core_assets, landing_specs
+from assets.core import core_assets, cross_checks, landing_specs
 from assets.exports import bulletin, parquet, warehouse_snapshot
 from assets.marts import marts
 from assets.quality import load_summary
@@ -30,6 +30,7 @@ ASSETS = [*landing_specs, *core_assets, load_summary, marts, parquet, bulletin, 
 
 defs = dg.Definitions(
     assets=ASSETS,
+    asset_checks=cross_checks,
     jobs=[refresh_job],
     schedules=[monthly_refresh],
     sensors=[landing_sensor],

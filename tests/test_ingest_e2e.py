@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.core import core_assets, landing_specs
+from assets.core import core_assets, cross_checks, landing_specs
 from assets.quality import load_summary
 from pipelines.resources import ExportsFolder, LandingFolder, PersonalDataKey, Warehouse
 from tests import departments as dep
@@ -20,7 +20,7 @@ KEY = "test-key"
 
 def run_core(landing: Path, warehouse: Path, exports: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*landing_specs, *core_assets, load_summary],
+        [*landing_specs, *core_assets, *cross_checks, load_summary],
         resources={
             "landing": LandingFolder(path=str(landing)),
             "warehouse": Warehouse(path=str(warehouse)),
@@ -167,3 +167,18 @@ def test_corrected_file_supersedes_and_history_stays(loaded):
     assert versions == [("在办", False), ("已办结", True)]
     # the first delivery still has C1001 current (unchanged), so it is not wholly superseded
     assert [s[0] for s in superseded] == ["loaded", "loaded"]
+
+
+def test_reconciliation_runs_after_case_records_and_blocks_downstream(tmp_path):
+    landing = tmp_path / "landing"
+    dep.registers(landing)
+    dep.cases_gbk(landing)  # 3 good cases applied in 2023-03
+    dep.write_csv(landing / "case_volume_monthly" / "月报.csv", ["统计月份", "实施部门编码", "办件量"],
+                  [["2023年3月", "D001", "100"]])
+    result = run_core(landing, tmp_path / "wh" / "gm.duckdb", tmp_path / "exports")
+    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()
+                  if e.asset_key.to_user_string() == "core/case_volume_monthly"}
+    assert evaluation["reconciles_with_case_records"].passed is False  # 100 reported vs 3 records
+    assert not result.success
+    executed = {e.step_key for e in result.get_step_success_events()}
+    assert "core__service_cases" in executed and "quality__load_summary" not in executed
