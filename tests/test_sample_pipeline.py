@@ -8,6 +8,7 @@ computes from the rows it wrote, independently of the pipeline.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -106,3 +107,31 @@ def test_exports_and_bulletin_are_written(run):
     html = (run["exports"] / "bulletin" / "bulletin.html").read_text(encoding="utf-8")
     for shown in ["7085.4万件", "4652.2万条", "99.4%", "49亿条"]:
         assert shown in html
+
+
+def test_no_applicant_id_or_phone_in_clear_in_any_output(run):
+    """Every clear ID/phone number from the sample's case files is absent from every output and event."""
+    from assets.ingest.normalise import match_headers
+    from assets.ingest.readers import read_file
+    from expectations.contract import get_contract
+
+    contract = get_contract("service_cases")
+    secrets: set[str] = set()
+    for path in sorted((SAMPLE / "landing" / "service_cases").iterdir()):
+        for table in read_file(path):
+            match = match_headers(table, contract)
+            personal = [h for h, col in match.mapping.items() if col in contract.pii_columns]
+            for chunk in table.chunks:
+                for header in personal:
+                    secrets.update(v for v in chunk[header].drop_nulls().to_list() if len(v) >= 11)
+    assert len(secrets) > 1000  # the sample really carries personal data to protect
+
+    root = run["warehouse"].parent.parent
+    outputs = [p for p in root.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".parquet" for p in outputs) and any(p.suffix == ".duckdb" for p in outputs)
+    pattern = re.compile("|".join(sorted(map(re.escape, secrets))).encode())
+    for path in outputs:
+        found = pattern.search(path.read_bytes())
+        assert found is None, f"personal data in clear in {path}"
+    events = "\n".join(str(e) for e in run["result"].all_events).encode()
+    assert pattern.search(events) is None, "personal data in Dagster events/metadata"
