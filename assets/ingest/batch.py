@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -25,6 +26,10 @@ from warehouse.writer import mark_superseded, merge_into_core, now
 
 SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
 LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
+# The batch being loaded, judged as it is staged. TEMP: it never needs to reach the database
+# file (writing it there cost more than judging it), and DuckDB spills it to its temp
+# directory when it outgrows the writer's memory limit.
+STAGING = "govmetrics_staging"
 
 log = logging.getLogger("govmetrics.ingest")
 
@@ -114,28 +119,44 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
         progress(f"{source}: duplicate of {earlier[0]}, skipped")
         return result
 
-    staging = f"staging.{q('batch_' + sha[:16])}"
-    con.execute("BEGIN TRANSACTION")
+    # Staging and judging only read the warehouse and write the connection's TEMP tables, so
+    # they run before the transaction: rows appended inside a DuckDB transaction are held in
+    # memory the buffer manager cannot spill, which made the peak grow with the file. The
+    # transaction covers every write a reader could see: quarantine, core, load_batches.
     try:
-        result, encoding, staged = _stage(con, contract, path, source, batch_id, staging, pii_key, progress)
-        period = _judge_and_merge(con, contract, result, staging) if staged else (None, None)
-        con.execute(f"DROP TABLE IF EXISTS {staging}")
-        _record(con, result, sha, run_id, encoding, period)
-        con.execute("COMMIT")
+        rules, flags = _rules_for(con, contract)
+        result, encoding, staged = _stage(con, contract, path, source, batch_id, rules, pii_key, progress)
+        loaded_at = _judge(con, contract, flags, batch_id) if staged else None
+        con.execute("BEGIN TRANSACTION")
+        try:
+            period = _quarantine_and_merge(con, contract, result, loaded_at) if staged else (None, None)
+            _record(con, result, sha, run_id, encoding, period)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     except Exception as exc:  # one bad file never stops the others
-        con.execute("ROLLBACK")
         log.exception("loading %s failed", source)
         result = BatchResult(batch_id, contract.name, source, "failed",
                              reason=f"载入时发生内部错误，文件未载入（{type(exc).__name__}: {exc}）")
         _record(con, result, sha, run_id)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
+                    f"DROP TABLE IF EXISTS incoming")
     progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
              f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
     return result
 
 
-def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, staging: str,
+def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rules: list[RowRule],
            pii_key: bytes, progress) -> tuple[BatchResult, str | None, bool]:
-    """Read and normalise every table of the file into one staging table (if it has rows)."""
+    """Read and normalise every table of the file into the staging table (if it has rows).
+
+    The row rules are judged as each chunk goes in (they read only the row itself and the
+    referenced registers, which do not change during the load), so the staged batch is
+    written once and never copied. Each staged row gets ``__seq``, its position in the batch.
+    """
+    checked = _checked_select(rules)
     result = BatchResult(batch_id, contract.name, source, "loaded")
     try:
         tables = read_file(path)
@@ -145,6 +166,7 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, stag
     notes: list[str] = []
     encoding = None
     created = matched = False
+    seq = 0
     for table in tables:
         match = match_headers(table, contract)
         where = f"工作表“{table.sheet}”" if table.sheet else "文件"
@@ -161,12 +183,15 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, stag
             result.rows_read += totals + frame.height
             frame = frame.with_columns(pl.lit(table.sheet, dtype=pl.String).alias("__sheet"),
                                        pl.lit(", ".join(match.missing_required) or None,
-                                              dtype=pl.String).alias("__missing"))
+                                              dtype=pl.String).alias("__missing"),
+                                       pl.int_range(seq, seq + frame.height, dtype=pl.Int64).alias("__seq"))
+            seq += frame.height
             con.register("govmetrics_chunk", frame.to_arrow())
+            del frame
             if created:
-                con.execute(f"INSERT INTO {staging} BY NAME SELECT * FROM govmetrics_chunk")
+                con.execute(f"INSERT INTO {STAGING} BY NAME {checked}")
             else:
-                con.execute(f"CREATE OR REPLACE TABLE {staging} AS SELECT * FROM govmetrics_chunk")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS {checked}")
                 created = True
             con.unregister("govmetrics_chunk")
             progress(f"{source}: staged {result.rows_read:,} rows")
@@ -205,39 +230,30 @@ def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[str]]:
     return rules, flags
 
 
-def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str) -> tuple[str | None, str | None]:
-    rules, flags = _rules_for(con, contract)
+def _checked_select(rules: list[RowRule]) -> str:
+    """SELECT over the registered chunk adding ``__rules`` / ``__messages``: the rules it breaks."""
     names = "[" + ", ".join(f"CASE WHEN {r.broken_sql} THEN {sql_str(r.name)} END" for r in rules) + "]"
     messages = "[" + ", ".join(
         f"CASE WHEN {r.broken_sql} THEN {sql_str(r.message)} END" for r in rules) + "]"
-    keys = ", ".join(q(k) for k in contract.keys)
-    key_zh = "、".join(contract.column(k).zh for k in contract.keys)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE judged AS
-        WITH checked AS (
-            SELECT *, list_filter({names}, lambda x: x IS NOT NULL) AS __rules,
-                      list_filter({messages}, lambda x: x IS NOT NULL) AS __messages
-            FROM {staging}
-        ), ranked AS (
-            SELECT *, CASE WHEN len(__rules) = 0 THEN
-                        first_value(__row) OVER (PARTITION BY len(__rules) = 0, {keys} ORDER BY __sheet, __row)
-                      END AS __first_row
-            FROM checked
-        )
-        SELECT * EXCLUDE (__rules, __messages, __first_row),
-               CASE WHEN __first_row IS NOT NULL AND __first_row <> __row
-                    THEN ['duplicate_key'] ELSE __rules END AS __rules,
-               CASE WHEN __first_row IS NOT NULL AND __first_row <> __row
-                    THEN ['{key_zh}在本文件中重复，与第' || __first_row || '行相同；保留了第一次出现的行']
-                    ELSE __messages END AS __messages
-        FROM ranked
-    """)
-    con.execute("""
-        INSERT INTO quality.quarantine
-        SELECT ?, ?, __sheet, __row, __rules[1], __rules, array_to_string(__messages, '；'), __raw::JSON
-        FROM judged WHERE len(__rules) > 0""", [result.batch_id, result.dataset])
-    result.rows_quarantined = con.execute("SELECT count(*) FROM judged WHERE len(__rules) > 0").fetchall()[0][0]
+    return (f"SELECT *, list_filter({names}, lambda x: x IS NOT NULL) AS __rules, "
+            f"list_filter({messages}, lambda x: x IS NOT NULL) AS __messages FROM govmetrics_chunk")
 
+
+def _judge(con, contract: Contract, flags: list[str], batch_id: str) -> datetime:
+    """Find duplicate keys in the staged batch and build ``incoming``, the rows to merge.
+
+    Returns the load time ``incoming`` carries as ``valid_from``.
+    """
+    keys = ", ".join(q(k) for k in contract.keys)
+    # Duplicate keys within the file: among the rows that break no rule, every row after the
+    # first (by sheet, then row) with the same key. Only (__seq, first row) of those rows is
+    # kept, so the window sorts three narrow columns, not the staged rows.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE duplicates AS
+        SELECT __seq, __first_row FROM (
+            SELECT __seq, __row, first_value(__row) OVER (PARTITION BY {keys} ORDER BY __sheet, __row) AS __first_row
+            FROM {STAGING} WHERE len(__rules) = 0
+        ) WHERE __first_row <> __row""")
     loaded_at = now()
     columns = ", ".join(q(c) for c in contract.column_names)
     flag_sql = "".join(f", {f}" for f in flags)
@@ -245,7 +261,28 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
         CREATE OR REPLACE TEMP TABLE incoming AS
         SELECT {columns}{flag_sql}, ? AS batch_id, __row AS source_row, __extras::JSON AS extras,
                ?::TIMESTAMP AS valid_from, NULL::TIMESTAMP AS valid_to
-        FROM judged WHERE len(__rules) = 0""", [result.batch_id, loaded_at])
+        FROM {STAGING} AS s
+        WHERE len(__rules) = 0 AND NOT EXISTS (SELECT 1 FROM duplicates AS d WHERE d.__seq = s.__seq)""",
+                [batch_id, loaded_at])
+    return loaded_at
+
+
+def _quarantine_and_merge(con, contract: Contract, result: BatchResult,
+                          loaded_at: datetime) -> tuple[str | None, str | None]:
+    key_zh = "、".join(contract.column(k).zh for k in contract.keys)
+    result.rows_quarantined = con.execute(f"""
+        INSERT INTO quality.quarantine
+        SELECT ?, ?, __sheet, __row, __rules[1], __rules, array_to_string(__messages, '；'), __raw::JSON
+        FROM (
+            SELECT s.__sheet, s.__row, s.__raw,
+                   CASE WHEN d.__seq IS NOT NULL THEN ['duplicate_key'] ELSE s.__rules END AS __rules,
+                   CASE WHEN d.__seq IS NOT NULL
+                        THEN ['{key_zh}在本文件中重复，与第' || d.__first_row || '行相同；保留了第一次出现的行']
+                        ELSE s.__messages END AS __messages
+            FROM {STAGING} AS s LEFT JOIN duplicates AS d ON s.__seq = d.__seq
+            WHERE len(s.__rules) > 0 OR d.__seq IS NOT NULL
+        )""", [result.batch_id, result.dataset]).fetchall()[0][0]
+
     result.rows_loaded = con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]
     result.merge = merge_into_core(con, contract, "incoming", loaded_at)
     mark_superseded(con, contract.name, result.batch_id)
@@ -261,7 +298,6 @@ def _judge_and_merge(con, contract: Contract, result: BatchResult, staging: str)
     if contract.period:
         period = con.execute(f"SELECT min({q(contract.period)})::VARCHAR, max({q(contract.period)})::VARCHAR "
                              f"FROM incoming").fetchall()[0]
-    con.execute("DROP TABLE IF EXISTS judged; DROP TABLE IF EXISTS incoming")
     return period or (None, None)
 
 
