@@ -18,8 +18,10 @@ import hashlib
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 BLOCK = 64
+HASH_BATCH_ROWS = 25_000
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
@@ -51,15 +53,19 @@ def pseudonymise(frame: pl.DataFrame, columns: list[str], key: bytes) -> pl.Data
     projections = ", ".join(
         f"sha256($opad || unhex(sha256($ipad || encode({a})))) AS {a}" for a in aliases
     )
+    # DuckDB hashes the record batches of an Arrow table on parallel threads (keeping their
+    # order), but a polars frame converts to one or two big batches: cut it up first.
+    arrow = clear.to_arrow()
+    values = pa.Table.from_batches(arrow.to_batches(max_chunksize=HASH_BATCH_ROWS), schema=arrow.schema)
     con = duckdb.connect()
     try:
-        con.register("clear_values", clear.to_arrow())
+        con.register("clear_values", values)
         hashed = con.sql(
             f"SELECT {projections} FROM clear_values", params={"ipad": ipad, "opad": opad}
         ).to_arrow_table()
     finally:
         con.close()
-    del clear
+    del clear, arrow, values
     result = pl.from_arrow(hashed)
     assert isinstance(result, pl.DataFrame) and result.height == frame.height
     return frame.with_columns(
