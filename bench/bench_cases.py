@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -110,6 +111,18 @@ def phase_pipeline(landing: Path, work: Path) -> dict:
     return {"seconds": seconds, "rows": loaded, "peak_mib": peak_mib(), "success": result.success}
 
 
+def run_conditions() -> dict:
+    """What else shapes the numbers: machine load, and whether Python can cache bytecode.
+
+    Great Expectations is imported inside the measured run (~5 s from cached bytecode); with
+    ``PYTHONDONTWRITEBYTECODE`` set and no precompiled ``.pyc`` files it is compiled from
+    source on every run, which adds ~6 s to the pipeline side.
+    """
+    return {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
+            **{v: os.environ.get(v) for v in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX",
+                                              "GOVMETRICS_DUCKDB_MEMORY_LIMIT")}}
+
+
 def run_phase(name: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--phase", name, *args], capture_output=True, text=True)
     if out.returncode != 0:
@@ -133,6 +146,7 @@ def main() -> int:
         print(json.dumps(phase_pipeline(Path(args.landing), Path(args.work))))
         return 0
 
+    conditions = run_conditions()
     with tempfile.TemporaryDirectory(prefix="govmetrics-bench-") as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
@@ -146,11 +160,12 @@ def main() -> int:
                          cwd=HERE).stdout.strip() or "unknown"
     report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "git": sha, "rows": args.rows,
               "encoding": args.encoding, "bare_duckdb": bare, "pipeline": pipe,
-              "ratio": pipe["seconds"] / bare["seconds"]}
+              "ratio": pipe["seconds"] / bare["seconds"], "conditions": conditions}
     print(f"{'':<12}{'seconds':>10}{'rows':>12}{'peak MiB':>10}")
     print(f"{'bare duckdb':<12}{bare['seconds']:>10.2f}{bare['rows']:>12,}{bare['peak_mib']:>10.0f}")
     print(f"{'pipeline':<12}{pipe['seconds']:>10.2f}{pipe['rows']:>12,}{pipe['peak_mib']:>10.0f}")
     print(f"ratio pipeline / bare DuckDB: {report['ratio']:.1f}x")
+    print(f"conditions: {conditions}")
     out = HERE / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{sha}-{args.encoding}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"written {out.relative_to(HERE.parent)}")
