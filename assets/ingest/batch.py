@@ -231,12 +231,17 @@ def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[str]]:
 
 
 def _checked_select(rules: list[RowRule]) -> str:
-    """SELECT over the registered chunk adding ``__rules`` / ``__messages``: the rules it breaks."""
-    names = "[" + ", ".join(f"CASE WHEN {r.broken_sql} THEN {sql_str(r.name)} END" for r in rules) + "]"
-    messages = "[" + ", ".join(
-        f"CASE WHEN {r.broken_sql} THEN {sql_str(r.message)} END" for r in rules) + "]"
-    return (f"SELECT *, list_filter({names}, lambda x: x IS NOT NULL) AS __rules, "
-            f"list_filter({messages}, lambda x: x IS NOT NULL) AS __messages FROM govmetrics_chunk")
+    """SELECT over the registered chunk adding ``__rules`` / ``__messages``: the rules it breaks.
+
+    Each rule's predicate is evaluated once per row, into the list of the (1-based) numbers of
+    the rules broken (empty for almost every row); names and messages are looked up from it.
+    """
+    broken = "[" + ", ".join(f"CASE WHEN {r.broken_sql} THEN {i} END" for i, r in enumerate(rules, 1)) + "]"
+    names = "[" + ", ".join(sql_str(r.name) for r in rules) + "]"
+    messages = "[" + ", ".join(sql_str(r.message) for r in rules) + "]"
+    return (f"SELECT * EXCLUDE (__broken), list_transform(__broken, lambda i: {names}[i]) AS __rules, "
+            f"list_transform(__broken, lambda i: {messages}[i]) AS __messages "
+            f"FROM (SELECT *, list_filter({broken}, lambda x: x IS NOT NULL) AS __broken FROM govmetrics_chunk)")
 
 
 def _judge(con, contract: Contract, flags: list[str], batch_id: str) -> datetime:
