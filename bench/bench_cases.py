@@ -136,9 +136,11 @@ def run_conditions() -> dict:
     ``PYTHONDONTWRITEBYTECODE`` set and no precompiled ``.pyc`` files it is compiled from
     source on every run, which adds ~6 s to the pipeline side.
     """
+    from pipelines.resources import Warehouse
+
     return {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
-            **{v: os.environ.get(v) for v in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX",
-                                              "GOVMETRICS_DUCKDB_MEMORY_LIMIT")}}
+            "writer_memory_limit": Warehouse.model_fields["memory_limit"].default,
+            **{v: os.environ.get(v) for v in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}}
 
 
 def run_phase(name: str, *args: str) -> dict:

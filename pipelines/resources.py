@@ -49,6 +49,8 @@ class Warehouse(dg.ConfigurableResource):
     """The DuckDB warehouse analysts open (``path``); the pipeline writes a private working copy."""
 
     path: str
+    # DuckDB spills to disk past this, so a file of any size loads in bounded memory.
+    memory_limit: str = "1GB"
 
     @property
     def published(self) -> Path:
@@ -56,7 +58,7 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with open_writer(self.published) as con:
+        with open_writer(self.published, self.memory_limit) as con:
             yield con
 
     def publish(self) -> Path:

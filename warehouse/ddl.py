@@ -133,7 +133,7 @@ def create_core_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> Non
 
 def create_all(con: duckdb.DuckDBPyConnection) -> None:
     """Create (or grow) every schema, table and view the loaders write. Idempotent."""
-    for schema in ("core", "latest", "quality", "marts", "staging"):
+    for schema in ("core", "latest", "quality", "marts"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
     for table, (comment, columns) in QUALITY_TABLES.items():
         _create_table(con, "quality", table, comment, columns)

@@ -25,13 +25,13 @@ def writer_path(published: Path) -> Path:
 
 
 @contextmanager
-def open_writer(published: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_writer(published: Path, memory_limit: str = "1GB") -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the working copy (creating it, or resuming from the published file) with all DDL applied."""
     published.parent.mkdir(parents=True, exist_ok=True)
     work = writer_path(published)
     if not work.exists() and published.exists():
         shutil.copyfile(published, work)
-    con = duckdb.connect(str(work), config=writer_config(work))
+    con = duckdb.connect(str(work), config=writer_config(work, memory_limit))
     try:
         create_all(con)
         yield con
@@ -39,18 +39,14 @@ def open_writer(published: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-# DuckDB's default memory limit is 80 % of RAM, and a big batch (staged rows, the merge) grew
-# the writer by about 1.5 GiB per million rows. With a limit it spills to its temp directory
-# instead, so a file of any size loads in bounded memory.
-DEFAULT_MEMORY_LIMIT = "1GB"
+def writer_config(work: Path, memory_limit: str) -> dict[str, str]:
+    """Settings of the writer connection.
 
-
-def writer_config(work: Path) -> dict[str, str]:
-    """Settings of the writer connection (``GOVMETRICS_DUCKDB_MEMORY_LIMIT`` overrides the limit)."""
-    return {
-        "memory_limit": os.environ.get("GOVMETRICS_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
-        "temp_directory": str(work.with_name(work.name + ".tmp")),
-    }
+    DuckDB's default memory limit is 80 % of RAM, and a big batch (staged rows, the merge)
+    grew the writer by about 1.5 GiB per million rows. With a limit it spills to its temp
+    directory instead, so a file of any size loads in bounded memory.
+    """
+    return {"memory_limit": memory_limit, "temp_directory": str(work.with_name(work.name + ".tmp"))}
 
 
 def publish(published: Path) -> Path:
