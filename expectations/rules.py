@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from expectations.contract import Column, Contract
+from expectations.sql import literal as sql_str
+from expectations.sql import quote as q
 
 TYPE_ZH = {
     "string": "文本", "enum": "文本", "integer": "整数", "count": "数量（如 7085.4万）",
@@ -19,14 +21,6 @@ TYPE_ZH = {
     "month": "月份（如 2023-03）", "period": "统计期（如 2023年、2023Q1、2023-03）",
     "rating": "评价等级（1-5 或 非常满意…非常不满意）", "indicator": "指标目录中的指标名称",
 }
-
-
-def q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from expectations.contract import Column, Contract
+from expectations.sql import literal as sql_str
+from expectations.sql import quote as q
 
 ERROR = "error"
 WARN = "warn"
@@ -69,16 +71,6 @@ class ExpectationSpec:
     # Other datasets whose current rows the expectation reads: it must run after they load,
     # so the code location runs it as a standalone asset check depending on them.
     needs: tuple[str, ...] = ()
-
-
-def q(identifier: str) -> str:
-    """Quote a SQL identifier (DuckDB rules)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def sql_str(text: str) -> str:
-    """Quote a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _braces(sql: str) -> str:

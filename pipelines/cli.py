@@ -13,15 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.resources import apply_defaults
+from pipelines.resources import apply_defaults, dagster_home
 
 
 def _instance():
     import dagster as dg
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # the default instance: run history in SQLite under DAGSTER_HOME
+    dagster_home()
     return dg.DagsterInstance.get()
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from pipelines.resources import apply_defaults
+from pipelines.resources import apply_defaults, dagster_home
 
 
 def main() -> int:
     apply_defaults()
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
+    dagster_home()
     cmd = ["dagster", "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", os.environ.get("PORT", "3000")]
     return subprocess.call(cmd)
 

@@ -19,7 +19,8 @@ LATEST_KPIS = """
 """
 
 
-def _failures(result) -> list[tuple[str, str, str]]:
+def step_failures(result) -> list[tuple[str, str, str]]:
+    """(step, error class, message) of every failed step of a run."""
     out = []
     for event in result.get_step_failure_events():
         error = event.event_specific_data.error
@@ -30,7 +31,7 @@ def _failures(result) -> list[tuple[str, str, str]]:
 def print_summary(result) -> bool:
     """Print the run summary; True when the only failures are blocking checks (not a run failure)."""
     warehouse = Path(os.environ["GOVMETRICS_WAREHOUSE"]).resolve()
-    failures = _failures(result)
+    failures = step_failures(result)
     work = writer_path(warehouse)
     if work.exists():
         with duckdb.connect(str(work), read_only=True) as con:

@@ -35,6 +35,14 @@ def apply_defaults(environ: dict[str, str] | None = None) -> None:
         environ.setdefault(name, value)
 
 
+def dagster_home() -> Path:
+    """``DAGSTER_HOME`` (default ``var/dagster_home``): run history in SQLite, shared by the CLI and the UI."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # an empty file: the default instance, without Dagster's warning
+    return home
+
+
 class LandingFolder(dg.ConfigurableResource):
     """The folder departments deliver into: ``<path>/<dataset>/<any name>.<csv|xlsx|json|parquet>``."""
 

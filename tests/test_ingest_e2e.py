@@ -12,6 +12,7 @@ import pytest
 
 from assets.core import core_assets, cross_checks, landing_specs
 from assets.quality import load_summary
+from pipelines.report import BLOCKED, step_failures
 from pipelines.resources import ExportsFolder, LandingFolder, PersonalDataKey, Warehouse
 from tests import departments as dep
 
@@ -182,3 +183,5 @@ def test_reconciliation_runs_after_case_records_and_blocks_downstream(tmp_path):
     assert not result.success
     executed = {e.step_key for e in result.get_step_success_events()}
     assert "core__service_cases" in executed and "quality__load_summary" not in executed
+    # `govmetrics refresh` reports this as blocked publishing, not as a failed run (exit 0)
+    assert [cls for _, cls, _ in step_failures(result)] == [BLOCKED]

@@ -11,17 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from expectations.contract import Contract, all_contracts
-
-
-def quote(identifier: str) -> str:
-    """Quote a SQL identifier (DuckDB / PostgreSQL rules)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    """Quote a SQL string literal; used only where DuckDB takes no parameter (COMMENT ON)."""
-    return "'" + text.replace("'", "''") + "'"
-
+from expectations.sql import literal, quote
 
 # Bookkeeping columns every core table carries after the contract's own columns.
 BOOKKEEPING: list[tuple[str, str, str]] = [

@@ -66,7 +66,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from expectations.contract import all_contracts
-from warehouse.ddl import quote
+from expectations.sql import quote
 
 MANIFEST = "_manifest.json"
 MANIFEST_VERSION = 1

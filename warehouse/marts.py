@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from warehouse.ddl import literal, quote
+from expectations.sql import literal, quote
 
 CATALOGUE_PATH = Path(__file__).parent / "kpi_catalogue.yaml"
 SQL_DIR = Path(__file__).parent / "sql"

@@ -17,7 +17,8 @@ from pathlib import Path
 import duckdb
 
 from expectations.contract import Contract
-from warehouse.ddl import create_all, quote
+from expectations.sql import quote
+from warehouse.ddl import create_all
 
 
 def writer_path(published: Path) -> Path:

@@ -21,7 +21,9 @@ import polars as pl
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
-from expectations.rules import RowRule, q, reference_rule, row_rules, sql_str
+from expectations.rules import RowRule, reference_rule, row_rules
+from expectations.sql import literal as sql_str
+from expectations.sql import quote as q
 from warehouse.writer import mark_superseded, merge_into_core, now
 
 SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
