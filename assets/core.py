@@ -16,6 +16,7 @@ import polars as pl
 from assets.ingest.batch import BatchResult, load_file, pending_files, refresh_reference_flags
 from assets.metadata import md_table, query_frame
 from expectations.contract import Contract, all_contracts
+from expectations.sql import quote
 from expectations.suites import ExpectationSpec, suite_for
 from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
 from warehouse.writer import now, writer_path
@@ -127,8 +128,9 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                 results.append(load_file(con, contract, path, landing.root, personal_data_key.key_bytes,
                                          context.run.run_id, progress=context.log.info))
             flagged = refresh_reference_flags(con, contract)
-            current = con.execute(f'SELECT count(*) FROM latest."{contract.name}"').fetchall()[0][0]
-            preview = query_frame(con, f'SELECT * EXCLUDE (extras) FROM latest."{contract.name}" LIMIT 5')
+            table = f"latest.{quote(contract.name)}"
+            current = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            preview = query_frame(con, f"SELECT * EXCLUDE (extras) FROM {table} LIMIT 5")
         new_batches = [r.batch_id for r in results if r.status != "duplicate"]
         outcomes = run_checks(context.log, warehouse, contract, own_specs, new_batches, context.run.run_id)
         return dg.MaterializeResult(
