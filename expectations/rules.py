@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from expectations.contract import Column, Contract
-from expectations.sql import literal as sql_str
-from expectations.sql import quote as q
+from expectations.sql import literal, quote
 
 TYPE_ZH = {
     "string": "文本", "enum": "文本", "integer": "整数", "count": "数量（如 7085.4万）",
@@ -36,14 +35,14 @@ def _fmt(value: float) -> str:
 
 
 def column_rules(column: Column) -> list[RowRule]:
-    c, zh = q(column.name), f"“{column.zh}”"
-    rules = [RowRule("unreadable_value", column.name, q(column.name + "__invalid"),
+    c, zh = quote(column.name), f"“{column.zh}”"
+    rules = [RowRule("unreadable_value", column.name, quote(column.name + "__invalid"),
                      f"{zh}的值无法识别，应填写{TYPE_ZH[column.type]}")]
     if column.required:
-        rules.append(RowRule("required", column.name, f"{c} IS NULL AND NOT {q(column.name + '__invalid')}",
+        rules.append(RowRule("required", column.name, f"{c} IS NULL AND NOT {quote(column.name + '__invalid')}",
                              f"{zh}为必填项，不能为空"))
     if column.values:
-        allowed = ", ".join(sql_str(v) for v in column.values)
+        allowed = ", ".join(literal(v) for v in column.values)
         rules.append(RowRule("not_in_set", column.name, f"{c} IS NOT NULL AND {c} NOT IN ({allowed})",
                              f"{zh}只能填写：{'、'.join(column.values)}"))
     if column.min is not None:
@@ -54,7 +53,7 @@ def column_rules(column: Column) -> list[RowRule]:
                              f"{zh}不能大于{_fmt(column.max)}"))
     if column.pattern:
         rules.append(RowRule("pattern", column.name,
-                             f"{c} IS NOT NULL AND NOT regexp_full_match({c}, {sql_str(column.pattern)})",
+                             f"{c} IS NOT NULL AND NOT regexp_full_match({c}, {literal(column.pattern)})",
                              f"{zh}格式不正确" + (f"（{column.hint}）" if column.hint else "")))
     return rules
 
@@ -62,10 +61,11 @@ def column_rules(column: Column) -> list[RowRule]:
 def reference_rule(column: Column, referenced_title: str) -> RowRule:
     """A value that is absent from the referenced dataset's current rows (quarantine kind)."""
     ref_ds, ref_col = column.reference
-    c = q(column.name)
+    c = quote(column.name)
     return RowRule(
         "unknown_reference", column.name,
-        f"{c} IS NOT NULL AND {c} NOT IN (SELECT {q(ref_col)} FROM latest.{q(ref_ds)} WHERE {q(ref_col)} IS NOT NULL)",
+        f"{c} IS NOT NULL AND {c} NOT IN "
+        f"(SELECT {quote(ref_col)} FROM latest.{quote(ref_ds)} WHERE {quote(ref_col)} IS NOT NULL)",
         f"“{column.zh}”在{referenced_title}中不存在，请核对编码，或先报送{referenced_title}",
     )
 

@@ -44,8 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from expectations.contract import Column, Contract
-from expectations.sql import literal as sql_str
-from expectations.sql import quote as q
+from expectations.sql import literal, quote
 
 ERROR = "error"
 WARN = "warn"
@@ -87,7 +86,7 @@ def _num(value: float) -> int | float:
 
 def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
     specs: list[ExpectationSpec] = []
-    c = q(col.name)
+    c = quote(col.name)
     label = f"{col.zh}({col.name})"
     if col.required:
         specs.append(ExpectationSpec(
@@ -122,7 +121,7 @@ def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
             ))
         if col.pattern:
             query = (f"SELECT * FROM {{batch}} WHERE {c} IS NOT NULL "
-                     f"AND NOT regexp_full_match({c}, {_braces(sql_str(col.pattern))})")
+                     f"AND NOT regexp_full_match({c}, {_braces(literal(col.pattern))})")
             specs.append(ExpectationSpec(
                 f"{col.name}_matches_pattern", "UnexpectedRowsExpectation",
                 {"unexpected_rows_query": query}, ERROR,
@@ -130,8 +129,8 @@ def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
             ))
     if col.reference:
         ref_ds, ref_col = col.reference
-        r = q(ref_col)
-        ref_table = f"latest.{q(ref_ds)}"
+        r = quote(ref_col)
+        ref_table = f"latest.{quote(ref_ds)}"
         # An empty referenced table means "not loaded yet", not "every value dangles": the
         # EXISTS guard makes the query return no rows then.
         query = (

@@ -22,8 +22,7 @@ from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
-from expectations.sql import literal as sql_str
-from expectations.sql import quote as q
+from expectations.sql import literal, quote
 from warehouse.writer import mark_superseded, merge_into_core, now
 
 SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
@@ -220,11 +219,11 @@ def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[str]]:
             continue
         ref_ds, ref_col = col.reference
         if col.on_missing_reference == "flag":
-            flags.append(f"{q(col.name)} IS NOT NULL AND {q(col.name)} NOT IN "
-                         f"(SELECT {q(ref_col)} FROM latest.{q(ref_ds)} WHERE {q(ref_col)} IS NOT NULL) "
-                         f"AS {q(col.flag_column)}")
+            flags.append(f"{quote(col.name)} IS NOT NULL AND {quote(col.name)} NOT IN "
+                         f"(SELECT {quote(ref_col)} FROM latest.{quote(ref_ds)} WHERE {quote(ref_col)} IS NOT NULL) "
+                         f"AS {quote(col.flag_column)}")
             continue
-        present = con.execute(f"SELECT count(*) FROM latest.{q(ref_ds)}").fetchall()[0][0]
+        present = con.execute(f"SELECT count(*) FROM latest.{quote(ref_ds)}").fetchall()[0][0]
         if present:  # an empty register cannot judge anything: say so instead of rejecting all
             rules.append(reference_rule(col, contracts[ref_ds].title_zh))
         else:
@@ -239,8 +238,8 @@ def _checked_select(rules: list[RowRule]) -> str:
     the rules broken (empty for almost every row); names and messages are looked up from it.
     """
     broken = "[" + ", ".join(f"CASE WHEN {r.broken_sql} THEN {i} END" for i, r in enumerate(rules, 1)) + "]"
-    names = "[" + ", ".join(sql_str(r.name) for r in rules) + "]"
-    messages = "[" + ", ".join(sql_str(r.message) for r in rules) + "]"
+    names = "[" + ", ".join(literal(r.name) for r in rules) + "]"
+    messages = "[" + ", ".join(literal(r.message) for r in rules) + "]"
     return (f"SELECT * EXCLUDE (__broken), list_transform(__broken, lambda i: {names}[i]) AS __rules, "
             f"list_transform(__broken, lambda i: {messages}[i]) AS __messages "
             f"FROM (SELECT *, list_filter({broken}, lambda x: x IS NOT NULL) AS __broken FROM govmetrics_chunk)")
@@ -251,7 +250,7 @@ def _judge(con, contract: Contract, flags: list[str], batch_id: str) -> datetime
 
     Returns the load time ``incoming`` carries as ``valid_from``.
     """
-    keys = ", ".join(q(k) for k in contract.keys)
+    keys = ", ".join(quote(k) for k in contract.keys)
     # Duplicate keys within the file: among the rows that break no rule, every row after the
     # first (by sheet, then row) with the same key. Only (__seq, first row) of those rows is
     # kept, so the window sorts three narrow columns, not the staged rows.
@@ -262,7 +261,7 @@ def _judge(con, contract: Contract, flags: list[str], batch_id: str) -> datetime
             FROM {STAGING} WHERE len(__rules) = 0
         ) WHERE __first_row <> __row""")
     loaded_at = now()
-    columns = ", ".join(q(c) for c in contract.column_names)
+    columns = ", ".join(quote(c) for c in contract.column_names)
     flag_sql = "".join(f", {f}" for f in flags)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE incoming AS
@@ -303,7 +302,7 @@ def _quarantine_and_merge(con, contract: Contract, result: BatchResult,
         result.reason = "；".join(filter(None, [result.reason, f"{result.rows_quarantined}行未通过校验，已隔离"]))
     period = None
     if contract.period:
-        period = con.execute(f"SELECT min({q(contract.period)})::VARCHAR, max({q(contract.period)})::VARCHAR "
+        period = con.execute(f"SELECT min({quote(contract.period)})::VARCHAR, max({quote(contract.period)})::VARCHAR "
                              f"FROM incoming").fetchall()[0]
     return period or (None, None)
 
@@ -316,7 +315,7 @@ def refresh_reference_flags(con: duckdb.DuckDBPyConnection, contract: Contract) 
             continue
         ref_ds, ref_col = col.reference
         changed += con.execute(
-            f"""UPDATE core.{q(contract.name)} SET {q(col.flag_column)} = ({q(col.name)} NOT IN
-                   (SELECT {q(ref_col)} FROM latest.{q(ref_ds)} WHERE {q(ref_col)} IS NOT NULL))
+            f"""UPDATE core.{quote(contract.name)} SET {quote(col.flag_column)} = ({quote(col.name)} NOT IN
+                   (SELECT {quote(ref_col)} FROM latest.{quote(ref_ds)} WHERE {quote(ref_col)} IS NOT NULL))
                 WHERE valid_to IS NULL""").fetchall()[0][0]
     return changed
