@@ -22,8 +22,11 @@ run: .venv/.synced  ## the whole pipeline on the bundled sample; prints the KPI 
 test: .venv/.synced  ## the test suite (real DuckDB files, real Dagster runs, real GX)
 	$(UV) run pytest
 
-bench: .venv/.synced  ## 1,000,000-row case export: pipeline vs bare DuckDB; writes bench/results/
-	$(UV) run python bench/bench_cases.py
+ROWS ?= 1M
+ENCODING ?= utf-8
+bench: .venv/.synced  ## whole refresh vs bare DuckDB vs pandas+GX: make bench [ROWS=10M|full] [ENCODING=gbk] [INCREMENTAL=1]
+	$(UV) run python bench/bench_refresh.py --rows $(ROWS) --encoding $(ENCODING) $(if $(INCREMENTAL),--incremental) \
+		$(if $(BENCH_DIR),--workdir $(BENCH_DIR))
 
 dev: .venv/.synced  ## the Dagster UI on http://127.0.0.1:3000 with the bundled-sample defaults
 	$(UV) run python -m pipelines.dev

@@ -37,11 +37,15 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("rows_quarantined", "BIGINT", "隔离行数"),
             ("rows_skipped", "BIGINT", "跳过行数（合计、小计、总计行）"),
             ("status", "VARCHAR NOT NULL", "状态：loaded 已载入, partially_loaded 部分载入, failed 失败, "
-                                           "superseded 已被取代, duplicate 重复报送"),
+                                           "superseded 已被取代, duplicate 重复报送, "
+                                           "loading 载入中（运行中断时由下次运行回滚）"),
             ("reason", "VARCHAR", "原因说明（失败、重复或部分载入时）"),
             ("encoding", "VARCHAR", "检测到的文本编码"),
             ("period_min", "VARCHAR", "该批次数据覆盖的最早统计期"),
             ("period_max", "VARCHAR", "该批次数据覆盖的最晚统计期"),
+            ("failure_kind", "VARCHAR", "失败原因归属（status 为 failed 时）：file 报送文件的问题，"
+                                        "需部门更正后重新报送；pipeline 系统原因（配置、内存、磁盘、"
+                                        "程序错误），下次运行自动重试"),
         ],
     ),
     "quarantine": (

