@@ -301,8 +301,9 @@ def _print(report: dict) -> None:
         b, p, r = inc["bare"], inc["pipeline"], inc["rerun"]
         publish = p["snapshot"].get("seconds", 0.0)
         print(f"incremental {inc['rows']:,} rows: bare {b['seconds']:.1f} s; pipeline {p['seconds']:.1f} s "
-              f"({p['seconds'] / b['seconds']:.1f}x bare, {p['seconds'] / (b['seconds'] + publish):.1f}x bare+publish), "
-              f"publish {publish:.1f} s of it, peak {p['peak_mib']:.0f} MiB; rerun with nothing new {r['seconds']:.1f} s")
+              f"({p['seconds'] / b['seconds']:.1f}x bare, {p['seconds'] / (b['seconds'] + publish):.1f}x "
+              f"bare+publish), publish {publish:.1f} s of it, peak {p['peak_mib']:.0f} MiB")
+        print(f"rerun with nothing new: {r['seconds']:.1f} s")
 
 
 def _cleanup(run: Path) -> None:

@@ -37,7 +37,8 @@ def run(root: Path, key: str = "test-key", memory_limit: str = "1GB") -> dg.Exec
 def batches(root: Path) -> list[tuple]:
     with duckdb.connect(str(root / "wh" / "gm.writer.duckdb"), read_only=True) as con:
         return con.execute("""SELECT dataset, source_path, status, failure_kind, rows_read, rows_loaded,
-                                     rows_quarantined, reason FROM quality.load_batches ORDER BY received_at""").fetchall()
+                                     rows_quarantined, reason
+                              FROM quality.load_batches ORDER BY received_at""").fetchall()
 
 
 def case_rows(root: Path) -> int:
