@@ -26,7 +26,14 @@ from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
 from expectations.sql import literal, quote
-from warehouse.writer import append_new_versions, close_replaced_versions, mark_superseded, now
+from warehouse.writer import (
+    UNCHANGED,
+    append_new_versions,
+    close_replaced_versions,
+    find_unchanged,
+    mark_superseded,
+    now,
+)
 
 SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
 LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
@@ -158,7 +165,8 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
         discard_batch(con, contract.name, result.batch_id)
         _record(con, result, sha, run_id)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates")
+        con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
+                    f"DROP TABLE IF EXISTS {UNCHANGED}")
     progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
              f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
     return result
@@ -255,17 +263,17 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
     """Read and normalise every table of the file, judging each chunk as it goes.
 
     The row rules read only the row itself and the referenced registers (which do not change
-    during the load), so each chunk is judged alone: its rejected rows go to
-    ``quality.quarantine`` (with their raw values) and its good rows, typed and without raw
-    values, to the staging table, with ``__seq``, their position in the batch. A file that
+    during the load), so each chunk is judged alone, once (DuckDB computes the rule mask, polars
+    splits the chunk by it): its rejected rows go to ``quality.quarantine`` (with their raw
+    values) and its good rows, typed and without raw values, to the staging table, with
+    ``__seq``, their position in the batch. A file that
     cannot be read marks ``result`` failed (the department's to fix). Returns whether a staging
     table was made.
     """
-    checked = _checked_select(rules)
+    judged = _judged_select(rules)
     names, messages = _broken_rules(rules)
     rejected = (f"INSERT INTO quality.quarantine SELECT ?, ?, __sheet, __row, {names}[1], {names}, "
-                f"array_to_string({messages}, '；'), __raw::JSON FROM ({checked}) WHERE __broken <> 0")
-    good = f"SELECT * EXCLUDE (__raw, __broken) FROM ({checked}) WHERE __broken = 0"
+                f"array_to_string({messages}, '；'), __raw::JSON FROM govmetrics_chunk")
     started = time.perf_counter()
     try:
         tables = read_file(path)
@@ -307,12 +315,18 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
             seq += frame.height
             started = result.lap("normalise", started)
             con.register("govmetrics_chunk", frame.to_arrow())
-            del frame
-            result.rows_quarantined += con.execute(rejected, [result.batch_id, result.dataset]).fetchall()[0][0]
+            broken = pl.from_arrow(con.sql(judged).to_arrow_table()).to_series()
+            frame = frame.with_columns(broken.alias("__broken"))
+            bad = frame.filter(pl.col("__broken") != 0)
+            if bad.height:
+                con.register("govmetrics_chunk", bad.to_arrow())
+                result.rows_quarantined += con.execute(rejected, [result.batch_id, result.dataset]).fetchall()[0][0]
+            con.register("govmetrics_chunk", frame.filter(pl.col("__broken") == 0).drop("__raw", "__broken").to_arrow())
+            del frame, bad
             if created:
-                con.execute(f"INSERT INTO {STAGING} BY NAME {good}")
+                con.execute(f"INSERT INTO {STAGING} BY NAME SELECT * FROM govmetrics_chunk")
             else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS {good}")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS SELECT * FROM govmetrics_chunk")
                 created = True
             con.unregister("govmetrics_chunk")
             result.lap("judge", started)
@@ -353,16 +367,16 @@ def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[str]]:
     return rules, flags
 
 
-def _checked_select(rules: list[RowRule]) -> str:
-    """SELECT over the registered chunk adding ``__broken``: the rules the row breaks, as a bit mask
-    (bit i-1 for rule i; 0 for almost every row). Each predicate is evaluated once per row, and a
-    mask costs an integer where a list of rule numbers cost an allocation per row (3x slower);
-    ``_broken_rules`` turns it back into names and messages for the rejected rows only."""
+def _judged_select(rules: list[RowRule]) -> str:
+    """SELECT over the registered chunk of ``__broken``, one per row in order: the rules it breaks, as
+    a bit mask (bit i-1 for rule i; 0 for almost every row). Each predicate is evaluated once
+    per row, into an integer; ``_broken_rules`` turns it into names and messages for the
+    rejected rows only."""
     if len(rules) > 64:
         raise ValueError(f"at most 64 row rules per dataset, not {len(rules)}")
     bits = " | ".join(f"(CASE WHEN {r.broken_sql} THEN {1 << (i - 1)} ELSE 0 END)::UBIGINT"
                       for i, r in enumerate(rules, 1))
-    return f"SELECT *, {bits} AS __broken FROM govmetrics_chunk"
+    return f"SELECT {bits} AS __broken FROM govmetrics_chunk"
 
 
 def _broken_rules(rules: list[RowRule]) -> tuple[str, str]:
@@ -397,7 +411,7 @@ def _quarantine_duplicates(con, contract: Contract, path: Path, pii_key: bytes, 
     duplicates' raw values come from a second read of the file, made only when there are any.
     Rows are matched by sheet, row and key (a wide indicator row unpivots into several).
     """
-    wanted = pl.from_arrow(con.execute("SELECT DISTINCT __sheet, __row FROM duplicates").to_arrow_table())
+    wanted = pl.from_arrow(con.sql("SELECT DISTINCT __sheet, __row FROM duplicates").to_arrow_table())
     parts = []
     for table in read_file(path):
         match = match_headers(table, contract)
@@ -426,23 +440,24 @@ def _quarantine_duplicates(con, contract: Contract, path: Path, pii_key: bytes, 
 
 def _append_versions(con, contract: Contract, flags: list[str], result: BatchResult,
                      loaded_at: datetime) -> tuple[str | None, str | None]:
-    """Append the batch's good rows to ``core.<dataset>`` where they differ from the current version
-    (``warehouse.writer.append_new_versions``); returns the batch's period range."""
+    """Append the batch's good rows to ``core.<dataset>``, except duplicates and rows equal to their
+    key's current version; returns the batch's period range."""
     columns = ", ".join(quote(c) for c in contract.column_names)
     flag_sql = "".join(f", {f}" for f in flags)
+    find_unchanged(con, contract, STAGING)
     good = f"""
         SELECT {columns}{flag_sql}, ? AS batch_id, __row AS source_row, __extras::JSON AS extras,
                ?::TIMESTAMP AS valid_from, NULL::TIMESTAMP AS valid_to
         FROM {STAGING} AS s
-        WHERE NOT EXISTS (SELECT 1 FROM duplicates AS d WHERE d.__seq = s.__seq)"""
-    params = [result.batch_id, loaded_at]
+        WHERE NOT EXISTS (SELECT 1 FROM duplicates AS d WHERE d.__seq = s.__seq)
+          AND NOT EXISTS (SELECT 1 FROM {UNCHANGED} AS u WHERE u.__seq = s.__seq)"""
     result.rows_loaded = result.rows_read - result.rows_skipped - result.rows_quarantined
-    result.merge["inserted"] = append_new_versions(con, contract, good, params)
+    result.merge["inserted"] = append_new_versions(con, contract, good, [result.batch_id, loaded_at])
     if not contract.period:
         return None, None
     period = quote(contract.period)
-    return con.execute(f"SELECT min({period})::VARCHAR, max({period})::VARCHAR FROM ({good})",
-                       params).fetchall()[0]
+    return con.execute(f"SELECT min({period})::VARCHAR, max({period})::VARCHAR FROM {STAGING} AS s "
+                       f"WHERE NOT EXISTS (SELECT 1 FROM duplicates AS d WHERE d.__seq = s.__seq)").fetchall()[0]
 
 
 def refresh_reference_flags(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
