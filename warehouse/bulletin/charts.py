@@ -178,7 +178,7 @@ def panel_chart(label: str, unit: str, months: list[date], series: list[Series])
     groups = by_scale(series) or [[Series("", "#ffffff", "line", [])]]
     body: list[str] = []
     for k, group in enumerate(groups):
-        body += _panel(k * PANEL_H, group, months, unit)
+        body += ['<g class="panel">', *_panel(k * PANEL_H, group, months, unit), "</g>"]
     return _svg(PANEL_H * len(groups), label, body), _scale_note(groups)
 
 

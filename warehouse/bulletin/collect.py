@@ -333,8 +333,16 @@ def _provider(con: duckdb.DuckDBPyConnection, dataset: str, batches: list[str]) 
 
 
 def _covered(figures: list[Figure]) -> str:
-    """The periods the figures drawn from a dataset are for: ``2022年4月28日`` or ``2021年至2023年3月``."""
-    labels = sorted({(f.period_start, f.period_label) for f in figures})
+    """The periods the figures drawn from a dataset are for: ``2022年4月28日`` or ``2021年至2023年3月``
+    (a month that also has a dated figure is said by the date)."""
+    dated = {(f.period_start.year, f.period_start.month) for f in figures if f.grain in ("day", "snapshot")}
+    labels = sorted(
+        {
+            (f.period_start, f.period_label)
+            for f in figures
+            if not (f.grain == "month" and (f.period_start.year, f.period_start.month) in dated)
+        }
+    )
     if not labels:
         return ""
     first, last = labels[0][1], labels[-1][1]

@@ -26,9 +26,12 @@ def escape(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.splitlines()))
 
 
-def code(text: object) -> str:
-    """A code span that shows ``text`` literally, whatever backticks or pipes it holds."""
-    text = " ".join(("" if text is None else str(text)).splitlines()).replace("|", "\\|")
+def code(text: object, in_table: bool = False) -> str:
+    """A code span that shows ``text`` literally, whatever backticks it holds (in a table, a pipe is
+    escaped too: GFM splits cells before it reads code spans)."""
+    text = " ".join(("" if text is None else str(text)).splitlines())
+    if in_table:
+        text = text.replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     return f"{fence} {text} {fence}" if longest else f"{fence}{text}{fence}"
@@ -36,8 +39,8 @@ def code(text: object) -> str:
 
 def _cell(value: object) -> str:
     if isinstance(value, content.Cell):
-        shown = code(value.text) if value.code else escape(value.text)
-        return f"{shown} {code(value.sub)}" if value.sub else shown
+        shown = code(value.text, True) if value.code else escape(value.text)
+        return f"{shown} {code(value.sub, True)}" if value.sub else shown
     return escape(value)
 
 
