@@ -438,9 +438,8 @@ def test_all_zero_series_gets_its_own_panel():
     from warehouse.bulletin.charts import Series, panel_chart
 
     months = [date(2023, m, 1) for m in (1, 2, 3)]
-    svg, note = panel_chart(
-        "t", "条", months, [Series("有效评价", "#000", "line", [900, 950, 990]), Series("差评", "#b00", "dash", [0, 0, 0])]
-    )
+    series = [Series("有效评价", "#000", "line", [900, 950, 990]), Series("差评", "#b00", "dash", [0, 0, 0])]
+    svg, note = panel_chart("t", "条", months, series)
     assert _panels(svg) == 2 and "差评各月均为0" in note
 
 

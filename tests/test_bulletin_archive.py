@@ -72,10 +72,12 @@ def test_backfill_writes_one_bulletin_per_month_and_an_index(archive):
 
 
 def test_rerunning_a_month_reproduces_it_apart_from_the_generation_line(archive):
+    def strip(text: str) -> str:
+        return GENERATED.sub("", re.sub(r"生成运行 \S+", "", text))
+
     root = archive["root"]
     for name, before in archive["latest_before"].items():
         after = (root / "2023-03" / name).read_text(encoding="utf-8")
-        strip = (lambda t: GENERATED.sub("", re.sub(r"生成运行 \S+", "", t)))
         assert GENERATED.search(after)
         assert strip(after) == strip(before), name
 

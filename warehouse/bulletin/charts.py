@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-from warehouse.bulletin.collect import SOURCE_ZH, BulletinData
+from warehouse.bulletin.collect import BulletinData
+from warehouse.bulletin.volume import SOURCE_ZH
 from warehouse.formatting import format_magnitude, format_percent
 
 PALETTE = {"records": "#1f5fa8", "monthly_report": "#d9822b", "bad": "#b3261e", "good": "#1e7b34"}

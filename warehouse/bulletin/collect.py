@@ -14,17 +14,17 @@ Only ``SELECT`` statements run: the bulletin is written from the analysts' read-
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import duckdb
 
 from expectations.contract import all_contracts
+from warehouse.bulletin.quality import quality
+from warehouse.bulletin.volume import Change, changes, channels, exists, volume_series
 from warehouse.formatting import format_kpi
 
 QUARTER_ZH = "一二三四"
-CHART_MONTHS = 36  # the charts show at most the last three years
 STATUS_ZH = {
     "loaded": "已载入",
     "partially_loaded": "部分载入",
@@ -33,7 +33,6 @@ STATUS_ZH = {
     "duplicate": "重复报送",
 }
 STATUS_ORDER = ["loaded", "partially_loaded", "superseded", "duplicate", "failed"]
-SOURCE_ZH = {"records": "明细", "monthly_report": "月报"}
 # Who delivers each dataset, in the words of the public source note.
 PROVIDER_ZH = {
     "service_cases": "一体化政务服务平台",
@@ -114,20 +113,6 @@ class PublicSource:
 
 
 @dataclass
-class Change:
-    """A month's volume against the previous month (环比) and the same month a year before (同比)."""
-
-    measure: str  # 办件量 / 有效评价数
-    unit: str
-    value: int
-    source: str  # records / monthly_report
-    mom: float | None  # percent change; None when not comparable
-    yoy: float | None
-    mom_note: str = ""  # why there is no comparison
-    yoy_note: str = ""
-
-
-@dataclass
 class BulletinData:
     period: date | None  # first day of the bulletin month
     figures: dict[str, Figure]
@@ -165,11 +150,6 @@ def month_end(month: date) -> date:
     return month.replace(day=calendar.monthrange(month.year, month.month)[1])
 
 
-def add_months(month: date, n: int) -> date:
-    index = month.year * 12 + month.month - 1 + n
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def in_month(grain: str, start: date, month: date | None) -> bool:
     """Whether a figure's period is the bulletin month (needs no period note)."""
     if month is None:
@@ -186,18 +166,6 @@ def dataset_zh(name: str | None) -> str:
     return contract.title_zh if contract else (name or "")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM (SELECT table_name AS t FROM duckdb_tables() "
-            "WHERE schema_name = ? AND table_name = ? AND database_name = current_database() "
-            "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = ? "
-            "AND view_name = ? AND database_name = current_database())",
-            [schema, table, schema, table],
-        ).fetchone()[0]
-    )
-
-
 def latest_month(con: duckdb.DuckDBPyConnection) -> date | None:
     """The month the latest bulletin is for: the latest month with a city-wide monthly KPI (else
     the latest month of the service volumes, else of any KPI)."""
@@ -205,7 +173,7 @@ def latest_month(con: duckdb.DuckDBPyConnection) -> date | None:
         "SELECT max(period_start) FROM marts.kpi_values WHERE scope = 'city' "
         "AND period_grain = 'month'"
     ).fetchone()
-    if row[0] is None and _exists(con, "marts", "service_volume_monthly"):
+    if row[0] is None and exists(con, "marts", "service_volume_monthly"):
         row = con.execute("SELECT max(month) FROM marts.service_volume_monthly").fetchone()
     if row[0] is None:
         row = con.execute(
@@ -218,7 +186,7 @@ def _figures(
     con: duckdb.DuckDBPyConnection, month: date | None
 ) -> tuple[dict[str, Figure], list[str], list[tuple[str, str]]]:
     catalogue: dict[str, tuple] = {}
-    if _exists(con, "marts", "kpi_catalogue"):
+    if exists(con, "marts", "kpi_catalogue"):
         for code, name, unit, definition, reference in con.execute(
             "SELECT kpi_code, name_zh, unit, definition, reference FROM marts.kpi_catalogue"
         ).fetchall():
@@ -318,7 +286,7 @@ def _sources(
 
 def _provider(con: duckdb.DuckDBPyConnection, dataset: str, batches: list[str]) -> str:
     """Who sent a dataset: the reporters named in the indicator rows, else the dataset's usual sender."""
-    if dataset == "indicators" and _exists(con, "core", "indicators"):
+    if dataset == "indicators" and exists(con, "core", "indicators"):
         names = [
             r[0]
             for r in con.execute(
@@ -349,156 +317,6 @@ def _covered(figures: list[Figure]) -> str:
     return first if first == last else f"{first}至{last}"
 
 
-def _volume(con: duckdb.DuckDBPyConnection, month: date | None) -> list[tuple[date, dict]]:
-    if not _exists(con, "marts", "service_volume_monthly") or month is None:
-        return []
-    rows = con.execute(
-        """
-        SELECT month, source, sum(cases), sum(online_cases), sum(reviews), sum(good_reviews),
-               sum(bad_reviews), count(cases), count(reviews)
-        FROM marts.service_volume_monthly
-        WHERE month <= ? AND month > ? - to_months(?)
-        GROUP BY ALL ORDER BY month, source""",
-        [month, month, CHART_MONTHS],
-    ).fetchall()
-    series: dict[date, dict] = {}
-    for m, source, cases, online, reviews, good, bad, n_cases, n_reviews in rows:
-        series.setdefault(m, {})[source] = {
-            "cases": int(cases) if n_cases else None,
-            "online_cases": int(online) if online is not None else None,
-            "reviews": int(reviews) if n_reviews else None,
-            "good_reviews": int(good) if good is not None else None,
-            "bad_reviews": int(bad) if bad is not None else None,
-        }
-    return sorted(series.items())
-
-
-def _month_measure(volume: dict[date, dict], month: date, measure: str) -> tuple[str, int] | None:
-    """(source, value) of a measure in a month: the records when they have it, else the report."""
-    by = volume.get(month) or {}
-    for source in ("records", "monthly_report"):
-        value = (by.get(source) or {}).get(measure)
-        if value is not None:
-            return source, value
-    return None
-
-
-def _changes(volume: list[tuple[date, dict]], month: date | None) -> list[Change]:
-    """环比 and 同比 of the month's cases and reviews, only against a month of the same source:
-    record-level months and monthly reports count differently, so they are not compared."""
-    if month is None:
-        return []
-    series = dict(volume)
-    out = []
-    for measure, label, unit in (("cases", "办件量", "件"), ("reviews", "有效评价数", "条")):
-        now = _month_measure(series, month, measure)
-        if now is None:
-            continue
-        source, value = now
-        change = Change(label, unit, value, source, None, None)
-        for attr, back, name in (("mom", 1, "上月"), ("yoy", 12, "上年同月")):
-            before = _month_measure(series, add_months(month, -back), measure)
-            if before is None:
-                setattr(change, f"{attr}_note", f"{name}无数据")
-            elif before[0] != source:
-                setattr(change, f"{attr}_note", f"{name}为{SOURCE_ZH[before[0]]}数据，口径不同，不作比较")
-            elif before[1] == 0:
-                setattr(change, f"{attr}_note", f"{name}为0")
-            else:
-                setattr(change, attr, 100 * (value - before[1]) / before[1])
-        out.append(change)
-    return out
-
-
-def _channels(con: duckdb.DuckDBPyConnection, month: date | None) -> list[tuple[str, int]]:
-    if month is None or not _exists(con, "latest", "service_cases"):
-        return []
-    return [
-        (c, int(n))
-        for c, n in con.execute(
-            "SELECT coalesce(channel, '（未填）'), count(*) AS n FROM latest.service_cases "
-            "WHERE applied_at >= ? AND applied_at < ? + INTERVAL 1 MONTH "
-            "GROUP BY ALL ORDER BY n DESC, 1",
-            [month, month],
-        ).fetchall()
-    ]
-
-
-def _period_key(text: str | None) -> str | None:
-    """A batch's first period as ``YYYY-MM`` (``'2023'`` -> ``2023-01``, ``'2023-Q2'`` ->
-    ``2023-04``, ``'2023-03-01 08:00:00'`` -> ``2023-03``)."""
-    if not text:
-        return None
-    text = str(text).strip()
-    if m := re.match(r"^(\d{4})-(\d{2})", text):
-        return f"{m[1]}-{m[2]}"
-    if m := re.match(r"^(\d{4})-?Q([1-4])", text, re.I):
-        return f"{m[1]}-{3 * int(m[2]) - 2:02d}"
-    if m := re.match(r"^(\d{4})$", text):
-        return f"{m[1]}-01"
-    return None
-
-
-def _quality(con: duckdb.DuckDBPyConnection, month: date | None) -> dict:
-    batches = con.execute(
-        "SELECT batch_id, dataset, source_path, status, reason, rows_read, rows_loaded, "
-        "rows_quarantined, rows_skipped, period_min FROM quality.load_batches "
-        "ORDER BY received_at, batch_id"
-    ).fetchall()
-    bound = f"{month:%Y-%m}" if month else None
-    selected = [
-        b for b in batches if bound is None or (start := _period_key(b[9])) is None or start <= bound
-    ]
-    ids = [b[0] for b in selected]
-    by_status: dict[str, int] = {}
-    for b in selected:
-        by_status[b[3]] = by_status.get(b[3], 0) + 1
-    totals = {
-        k: sum(b[i] or 0 for b in selected)
-        for k, i in (("rows_read", 5), ("rows_loaded", 6), ("rows_quarantined", 7), ("rows_skipped", 8))
-    }
-    problems = [
-        {"dataset": b[1], "source_path": b[2], "status": b[3], "reason": b[4] or "",
-         "rows_read": b[5], "rows_quarantined": b[7]}
-        for b in selected
-        if b[3] in ("failed", "partially_loaded")
-    ]
-    rules = []
-    if ids:
-        rules = [
-            {"dataset": d, "rule": r, "message": msg, "rows": n, "files": f}
-            for d, r, msg, n, f in con.execute(
-                """
-            SELECT dataset, rule, mode(message) AS message, count(*) AS n,
-                   count(DISTINCT batch_id) AS files
-            FROM quality.quarantine WHERE list_contains(?::VARCHAR[], batch_id)
-            GROUP BY dataset, rule ORDER BY n DESC, dataset, rule""",
-                [ids],
-            ).fetchall()
-        ]
-    checks = con.execute("""
-        SELECT dataset, suite, expectation, severity, success, CAST(observed_value AS VARCHAR),
-               unexpected_count
-        FROM quality.check_results
-        QUALIFY row_number() OVER (PARTITION BY dataset, suite, expectation
-                                   ORDER BY checked_at DESC) = 1
-        ORDER BY dataset, suite, expectation""").fetchall()
-    failed = [
-        {"dataset": d, "suite": s, "expectation": e, "severity": sev, "observed": obs, "unexpected": n}
-        for d, s, e, sev, ok, obs, n in checks
-        if not ok
-    ]
-    return {
-        "batches": len(selected),
-        "by_status": by_status,
-        "totals": totals,
-        "problems": problems,
-        "rules": rules,
-        "checks_run": len(checks),
-        "checks_failed": failed,
-    }
-
-
 def _marts_runs(con: duckdb.DuckDBPyConnection, figures: dict[str, Figure]) -> list[str]:
     """The runs that computed the stated figures (internal edition)."""
     if not figures:
@@ -518,7 +336,7 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, month: date | None = No
     month = month.replace(day=1) if month else latest_month(con)
     figures, order, missing = _figures(con, month)
     sources, public = _sources(con, figures)
-    volume = _volume(con, month)
+    volume = volume_series(con, month)
     return BulletinData(
         period=month,
         figures=figures,
@@ -527,9 +345,9 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, month: date | None = No
         sources=sources,
         public_sources=public,
         volume=volume,
-        changes=_changes(volume, month),
-        channels=_channels(con, month),
-        quality=_quality(con, month),
+        changes=changes(volume, month),
+        channels=channels(con, month),
+        quality=quality(con, month),
         run_id=run_id,
         marts_run_ids=_marts_runs(con, figures),
     )

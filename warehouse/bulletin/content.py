@@ -94,7 +94,8 @@ def kpi_table(data: BulletinData, edition: str) -> tuple[list[str], str, list[li
         fig = data.figures.get(code)
         if fig is None:
             continue
-        row = [Cell(fig.name_zh, sub=code if internal else ""), Cell(fig.text, "num"), fig.period_label, num(ratio(fig))]
+        name = Cell(fig.name_zh, sub=code if internal else "")
+        row = [name, Cell(fig.text, "num"), fig.period_label, num(ratio(fig))]
         if internal:
             row += [num(fig.reference_text or ""), check_mark(fig)]
         rows.append(row + [ranges(refs(fig, edition))])

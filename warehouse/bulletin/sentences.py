@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from warehouse.bulletin.collect import SOURCE_ZH, BulletinData, Figure, in_month
+from warehouse.bulletin.collect import BulletinData, Figure, in_month
+from warehouse.bulletin.volume import SOURCE_ZH
 from warehouse.formatting import format_kpi, format_magnitude, format_percent
 
 MISSING_NOTE = "以下指标本期无数据（缺少输入数据的统计期不出数，不记为0）"
