@@ -55,14 +55,15 @@ def _scale_note(groups: list[list[Series]]) -> str:
     if len(groups) < 2:
         return ""
     top = groups[0][0].peak
-    parts = []
-    for group in groups[1:]:
-        names = "、".join(s.label for s in group)
-        if group[0].peak == 0:
-            parts.append(f"{names}各月均为0")
-        else:
-            parts.append(f"{names}最大值约为{groups[0][0].label}的{_ratio_text(group[0].peak / top)}")
-    return "；".join(parts) + "。量级相差悬殊，分图绘制，各图刻度不同，不能按高度直接比较。"
+    zero = [s.label for g in groups[1:] for s in g if s.peak == 0]
+    apart = [g for g in groups[1:] if g[0].peak > 0]
+    parts = [
+        f"{'、'.join(s.label for s in g)}最大值约为{groups[0][0].label}的{_ratio_text(g[0].peak / top)}" for g in apart
+    ]
+    note = "；".join(parts) + ("。量级相差悬殊，分图绘制，各图刻度不同，不能按高度直接比较。" if parts else "")
+    if zero:
+        note += f"{'、'.join(zero)}各月均为0，单独绘制，以免与横轴重合。"
+    return note
 
 
 def _ratio_text(share: float) -> str:
