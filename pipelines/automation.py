@@ -59,13 +59,14 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingFolder):
 
 
 def bulletin_partition(metadata: dict) -> str | None:
-    """The bulletin month a snapshot materialisation announces, if it is a month the archive has."""
+    """The partition for the month a snapshot materialisation announces: that month, or the last
+    complete month when the data already reaches into the current one (not a partition yet)."""
     value = metadata.get(BULLETIN_MONTH_METADATA)
     month = getattr(value, "value", value)
-    if not month:
-        return None
     keys = BULLETIN_MONTHS.get_partition_keys()
-    return month if month in keys else None
+    if not month or not keys or month < keys[0]:
+        return None
+    return month if month in keys else min(month, keys[-1])
 
 
 @dg.asset_sensor(asset_key=SNAPSHOT, job=bulletin_job, minimum_interval_seconds=60,

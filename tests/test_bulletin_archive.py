@@ -114,3 +114,13 @@ def test_pdf_is_a4_with_embedded_cjk_fonts_and_the_headline_figures(archive, tmp
     width, height, pixels = _png_size_and_pixels(png)
     assert (width, height) == (496, 702)  # A4 at 60 dpi
     assert len(set(pixels)) > 32  # text and colour, not a blank page
+
+
+def test_the_snapshot_names_the_bulletin_partition():
+    from pipelines.automation import bulletin_partition
+
+    keys = BULLETIN_MONTHS.get_partition_keys()
+    assert bulletin_partition({"bulletin_month": dg.MetadataValue.text("2023-03")}) == "2023-03"
+    assert bulletin_partition({"bulletin_month": "2099-01"}) == keys[-1]  # the current month is not over
+    assert bulletin_partition({"bulletin_month": "2018-12"}) is None  # before the archive
+    assert bulletin_partition({"bulletin_month": ""}) is None  # nothing published yet
