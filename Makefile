@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Precompiled bytecode: saves ~6 s per run where PYTHONDONTWRITEBYTECODE is set (GX is large).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run test bench dev sample lint clean
+.PHONY: run test bench dev sample bulletins lint clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools uv==$(UV_VERSION)
@@ -30,6 +30,9 @@ bench: .venv/.synced  ## whole refresh vs bare DuckDB vs pandas+GX: make bench [
 
 dev: .venv/.synced  ## the Dagster UI on http://127.0.0.1:3000 with the bundled-sample defaults
 	$(UV) run python -m pipelines.dev
+
+bulletins: .venv/.synced  ## the bulletin of every month of the published warehouse (after `make run`)
+	$(UV) run python -m pipelines.archive
 
 sample: .venv/.synced  ## regenerate the bundled sample deterministically
 	$(UV) run python data/generate_sample.py

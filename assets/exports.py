@@ -1,12 +1,16 @@
-"""Exports: Parquet for report generators, the bureau's bulletin, and the analysts' snapshot."""
+"""Exports: Parquet for report generators, the analysts' snapshot, and the bureau's monthly bulletin.
+
+The bulletin is partitioned by month and reads the published snapshot (read-only), so a
+backfill over many months never waits for the writer and states what analysts see.
+"""
 
 import time
 
 import dagster as dg
+import duckdb
 
 from assets.core import OWNERS
 from assets.marts import KPI_VALUES, SERVICE_VOLUME
-from assets.quality import QUALITY_SUMMARY
 from pipelines.resources import ExportsFolder, Warehouse
 
 PARQUET = dg.AssetKey(["exports", "parquet"])
@@ -27,24 +31,46 @@ def parquet(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: Ex
                                           "summary": dg.MetadataValue.json(summary)})
 
 
-@dg.asset(key=BULLETIN, deps=[KPI_VALUES, SERVICE_VOLUME, QUALITY_SUMMARY], group_name="exports",
-          owners=OWNERS, kinds={"html"},
-          description="政务数据运行公报（HTML 与 Markdown）：按局里的写法陈述各项指标，附月度图表、"
-                      "本期数据质量汇总和每个数字的来源批次。")
-def bulletin(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: ExportsFolder):
-    from warehouse.bulletin import write_bulletin
-
-    with warehouse.writer() as con:
-        paths = write_bulletin(con, exports.root / "bulletin", context.run.run_id)
-    return dg.MaterializeResult(metadata={k: dg.MetadataValue.path(str(v)) for k, v in paths.items()})
+# One bulletin per month, Beijing time: a backfill writes the archive, a re-run reproduces a month.
+BULLETIN_MONTHS = dg.MonthlyPartitionsDefinition(start_date="2019-01", fmt="%Y-%m", timezone="Asia/Shanghai")
+BULLETIN_MONTH_METADATA = "bulletin_month"  # on the snapshot: the month the latest bulletin is for
 
 
-@dg.asset(key=SNAPSHOT, deps=[PARQUET, BULLETIN], group_name="exports", owners=OWNERS, kinds={"duckdb"},
+@dg.asset(key=SNAPSHOT, deps=[PARQUET], group_name="exports", owners=OWNERS, kinds={"duckdb"},
           description="分析用只读快照：把写入副本检查点后原子替换到 GOVMETRICS_WAREHOUSE，"
                       "分析人员查询时不会遇到锁。")
 def warehouse_snapshot(warehouse: Warehouse):
+    from warehouse.bulletin import latest_month
+
     started = time.perf_counter()
     path = warehouse.publish()
+    seconds = time.perf_counter() - started
+    with duckdb.connect(str(path), read_only=True) as con:
+        month = latest_month(con)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
                                           "bytes": path.stat().st_size,
-                                          "seconds": round(time.perf_counter() - started, 3)})
+                                          "seconds": round(seconds, 3),
+                                          BULLETIN_MONTH_METADATA: f"{month:%Y-%m}" if month else ""})
+
+
+@dg.asset(key=BULLETIN, deps=[SNAPSHOT], partitions_def=BULLETIN_MONTHS, group_name="exports",
+          owners=OWNERS, kinds={"html", "pdf"},
+          description="政务数据运行公报（每月一期，exports/bulletin/YYYY-MM/）：公开版与内部版，"
+                      "各有 HTML、Markdown 和 A4 PDF；按局里的写法陈述该月各项指标，附同比、环比和月度图表；"
+                      "内部版另附数据质量汇总和每个数字的来源批次。读取分析用只读快照；同时更新历期索引页。")
+def bulletin(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: ExportsFolder):
+    from warehouse.bulletin import write_month
+    from warehouse.bulletin.pdf import find_chromium
+
+    month = context.partition_time_window.start.date()
+    if not warehouse.published.exists():
+        raise dg.Failure(f"no published warehouse at {warehouse.published}: run the refresh job first")
+    chromium = find_chromium()
+    if chromium is None:
+        context.log.warning("chromium not found: bulletin PDFs skipped (apt-get install chromium fonts-noto-cjk)")
+    with duckdb.connect(str(warehouse.published), read_only=True) as con:
+        paths = write_month(con, exports.root / "bulletin", month, context.run.run_id, chromium)
+    return dg.MaterializeResult(metadata={
+        **{k: dg.MetadataValue.path(str(v)) for k, v in paths.items()},
+        "pdf": "written" if chromium else "skipped: no chromium",
+    })

@@ -29,15 +29,16 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 def refresh(args: argparse.Namespace) -> int:
     apply_defaults()
-    from pipelines.definitions import defs
+    from pipelines.definitions import defs, run_bulletin_after
 
     job = defs.resolve_job_def("refresh")
     with _instance() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+        bulletin = run_bulletin_after(result, instance, QUIET)  # the latest month's bulletin
     from pipelines.report import print_summary
 
-    blocked_only = print_summary(result)
-    if result.success or blocked_only:
+    blocked_only = print_summary(result, bulletin)
+    if (result.success or blocked_only) and (bulletin is None or bulletin.success):
         return 0
     return 1
 

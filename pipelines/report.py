@@ -28,8 +28,9 @@ def step_failures(result) -> list[tuple[str, str, str]]:
     return out
 
 
-def print_summary(result) -> bool:
-    """Print the run summary; True when the only failures are blocking checks (not a run failure)."""
+def print_summary(result, bulletin=None) -> bool:
+    """Print the run summary (and where the bulletin run wrote the month's bulletin); True when the
+    only failures of the refresh are blocking checks (not a run failure)."""
     warehouse = Path(os.environ["GOVMETRICS_WAREHOUSE"]).resolve()
     failures = step_failures(result)
     work = writer_path(warehouse)
@@ -46,9 +47,24 @@ def print_summary(result) -> bool:
     print()
     print(f"warehouse (analysts open this): {warehouse}")
     print(f"parquet exports + manifest:     {exports}")
-    print(f"bulletin:                       {exports / 'bulletin' / 'bulletin.html'}")
+    _print_bulletin(bulletin, exports / "bulletin")
     print(f"dagster run: {result.run_id} ({'success' if result.success else 'not successful'})")
     return bool(failures) and all(cls == BLOCKED for _, cls, _ in failures)
+
+
+def _print_bulletin(bulletin, root: Path) -> None:
+    if bulletin is None:
+        print("bulletin:                       not written (the warehouse was not published)")
+        return
+    for step, _, message in step_failures(bulletin):
+        print(f"FAILED: {step}: {message.splitlines()[0] if message else ''}")
+    month = bulletin.dagster_run.tags.get("dagster/partition", "")
+    folder = root / month
+    print(f"{'bulletin ' + month + ' (public):':<32}{folder / 'bulletin.html'}")
+    print(f"{'  internal edition:':<32}{folder / 'internal.html'}")
+    print(f"{'  PDF (A4):':<32}{folder / 'bulletin.pdf'}, internal.pdf")
+    print(f"{'  all months:':<32}{root / 'index.html'}")
+    print(f"{'  bulletin run:':<32}{bulletin.run_id} ({'success' if bulletin.success else 'not successful'})")
 
 
 def _print_batches(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

@@ -101,12 +101,21 @@ def test_overlapping_months_reconcile_and_no_blocking_check_fails(published):
     assert ok is True
 
 
-def test_exports_and_bulletin_are_written(run):
+def test_exports_and_the_latest_months_bulletin_are_written(run):
     manifest = json.loads((run["exports"] / "_manifest.json").read_text(encoding="utf-8"))
     assert "kpi_values" in json.dumps(manifest)
-    html = (run["exports"] / "bulletin" / "bulletin.html").read_text(encoding="utf-8")
-    for shown in ["7085.4万件", "4652.2万条", "99.4%", "49亿条"]:
+    month = EXPECTED["reference_period"]
+    assert run["bulletin"].success and run["bulletin"].dagster_run.tags["dagster/partition"] == month
+    folder = run["exports"] / "bulletin" / month
+    html = (folder / "bulletin.html").read_text(encoding="utf-8")
+    for shown in ["7085.4万件", "4652.2万条", "49亿条"]:
         assert shown in html
+    # issue 7: the March 2023 bulletin states no date after March 2023 for any figure
+    year, last = map(int, month.split("-"))
+    for document in (html, (folder / "internal.html").read_text(encoding="utf-8")):
+        stated = {(int(y), int(m)) for y, m in re.findall(r"(\d{4})年(\d{1,2})月", document)}
+        assert stated and max(stated) <= (year, last), sorted(stated)[-3:]
+    assert f"{year}年{last}月" in (run["exports"] / "bulletin" / "index.html").read_text(encoding="utf-8")
 
 
 def test_no_applicant_id_or_phone_in_clear_in_any_output(run):
@@ -133,5 +142,5 @@ def test_no_applicant_id_or_phone_in_clear_in_any_output(run):
     for path in outputs:
         found = pattern.search(path.read_bytes())
         assert found is None, f"personal data in clear in {path}"
-    events = "\n".join(str(e) for e in run["result"].all_events).encode()
+    events = "\n".join(str(e) for r in (run["result"], run["bulletin"]) for e in r.all_events).encode()
     assert pattern.search(events) is None, "personal data in Dagster events/metadata"
