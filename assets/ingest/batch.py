@@ -75,6 +75,12 @@ class BatchResult:
         return asdict(self)
 
 
+def arrow(frame: pl.DataFrame):
+    """The frame as Arrow for DuckDB, without copying: polars' own string views, which DuckDB scans
+    as they are (the default, large strings, copies every value: half the cost of staging)."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (what the benchmarks report per phase)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -314,14 +320,14 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
                                        pl.int_range(seq, seq + frame.height, dtype=pl.Int64).alias("__seq"))
             seq += frame.height
             started = result.lap("normalise", started)
-            con.register("govmetrics_chunk", frame.to_arrow())
+            con.register("govmetrics_chunk", arrow(frame))
             broken = pl.from_arrow(con.sql(judged).to_arrow_table()).to_series()
             frame = frame.with_columns(broken.alias("__broken"))
             bad = frame.filter(pl.col("__broken") != 0)
             if bad.height:
-                con.register("govmetrics_chunk", bad.to_arrow())
+                con.register("govmetrics_chunk", arrow(bad))
                 result.rows_quarantined += con.execute(rejected, [result.batch_id, result.dataset]).fetchall()[0][0]
-            con.register("govmetrics_chunk", frame.filter(pl.col("__broken") == 0).drop("__raw", "__broken").to_arrow())
+            con.register("govmetrics_chunk", arrow(frame.filter(pl.col("__broken") == 0).drop("__raw", "__broken")))
             del frame, bad
             if created:
                 con.execute(f"INSERT INTO {STAGING} BY NAME SELECT * FROM govmetrics_chunk")
@@ -424,7 +430,7 @@ def _quarantine_duplicates(con, contract: Contract, path: Path, pii_key: bytes, 
                 parts.append(normalise(picked, match, contract, pii_key)
                              .select(*contract.keys, "__row", "__raw")
                              .with_columns(pl.lit(table.sheet, dtype=pl.String).alias("__sheet")))
-    con.register("govmetrics_raw", pl.concat(parts).to_arrow())
+    con.register("govmetrics_raw", arrow(pl.concat(parts)))
     key_zh = "、".join(contract.column(k).zh for k in contract.keys)
     same_key = " AND ".join(f"r.{quote(k)} IS NOT DISTINCT FROM d.{quote(k)}" for k in contract.keys)
     result.rows_quarantined += con.execute(f"""

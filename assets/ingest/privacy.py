@@ -64,7 +64,7 @@ def pseudonymise(frame: pl.DataFrame, columns: list[str], key: bytes) -> pl.Data
     )
     # DuckDB hashes the record batches of an Arrow table on parallel threads (keeping their
     # order), but a polars frame converts to one or two big batches: cut it up first.
-    arrow = clear.to_arrow()
+    arrow = clear.to_arrow(compat_level=pl.CompatLevel.newest())
     values = pa.Table.from_batches(arrow.to_batches(max_chunksize=HASH_BATCH_ROWS), schema=arrow.schema)
     con = duckdb.connect()
     try:
