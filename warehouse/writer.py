@@ -65,22 +65,24 @@ def now() -> datetime:
     return datetime.now().replace(microsecond=0)
 
 
-UNCHANGED = "govmetrics_unchanged"
+MATCHED = "govmetrics_matched"
 
 
-def find_unchanged(con: duckdb.DuckDBPyConnection, contract: Contract, staged: str) -> int:
-    """Fill TEMP table ``UNCHANGED`` with the ``__seq`` of the rows of table ``staged`` that equal
-    their key's current version in every contract column (a re-delivered row: nothing to append).
+def match_current(con: duckdb.DuckDBPyConnection, contract: Contract, staged: str) -> None:
+    """Fill TEMP table ``MATCHED`` with (``__seq``, keys, ``__same``) for every row of the query
+    ``staged`` whose key has a current version, ``__same`` when it equals that version in every
+    contract column (a re-delivered row: nothing to append).
 
-    A separate step, so that the append never reads the table it writes: an ``INSERT`` whose
+    A separate step, so that the append never reads the table it writes (an ``INSERT`` whose
     ``SELECT`` reads its own target is materialised whole before the first row is written,
-    which made a 10-million-row load spill 12 GB. A first load joins against an empty table.
+    which made a 10-million-row load spill 12 GB), and the closing ``UPDATE`` joins a small
+    table, not the batch. A first load joins against an empty table.
     """
-    keys = " AND ".join(f"c.{quote(k)} = s.{quote(k)}" for k in contract.keys)
+    keys = ", ".join(f"s.{quote(k)}" for k in contract.keys)
+    on = " AND ".join(f"c.{quote(k)} = s.{quote(k)}" for k in contract.keys)
     same = " AND ".join(f"c.{quote(c.name)} IS NOT DISTINCT FROM s.{quote(c.name)}" for c in contract.columns)
-    return con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {UNCHANGED} AS SELECT s.__seq FROM {staged} AS s "
-        f"JOIN core.{quote(contract.name)} AS c ON c.valid_to IS NULL AND {keys} AND {same}").fetchall()[0][0]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {MATCHED} AS SELECT s.__seq, {keys}, {same} AS __same "
+                f"FROM ({staged}) AS s JOIN core.{quote(contract.name)} AS c ON c.valid_to IS NULL AND {on}")
 
 
 def append_new_versions(con: duckdb.DuckDBPyConnection, contract: Contract, rows_sql: str, params: list) -> int:
@@ -97,16 +99,17 @@ def append_new_versions(con: duckdb.DuckDBPyConnection, contract: Contract, rows
 
 def close_replaced_versions(con: duckdb.DuckDBPyConnection, contract: Contract, batch_id: str,
                             loaded_at: datetime) -> int:
-    """Close (``valid_to``) the current versions that batch ``batch_id`` appended a new version for.
+    """Close (``valid_to``) the current versions that batch ``batch_id`` appended a changed version of
+    (the keys ``match_current`` found not ``__same``).
 
     Touches only the changed keys, so it is short enough for the transaction that records the
     batch's outcome.
     """
-    core = f"core.{quote(contract.name)}"
-    keys = " AND ".join(f"c.{quote(k)} = i.{quote(k)}" for k in contract.keys)
+    on = " AND ".join(f"m.{quote(k)} = c.{quote(k)}" for k in contract.keys)
     return con.execute(
-        f"UPDATE {core} AS c SET valid_to = ? FROM (SELECT * FROM {core} WHERE batch_id = ?) AS i "
-        f"WHERE c.valid_to IS NULL AND c.batch_id <> ? AND {keys}", [loaded_at, batch_id, batch_id]
+        f"UPDATE core.{quote(contract.name)} AS c SET valid_to = ? "
+        f"WHERE c.valid_to IS NULL AND c.batch_id <> ? "
+        f"AND EXISTS (SELECT 1 FROM {MATCHED} AS m WHERE NOT m.__same AND {on})", [loaded_at, batch_id]
     ).fetchall()[0][0]
 
 
