@@ -18,12 +18,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.ingest.dating import date_tables
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
 from expectations.sql import literal, quote
-from warehouse.writer import mark_superseded, merge_into_core, now
+from warehouse.writer import close_absent, mark_superseded, merge_into_core, now
 
 SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
 LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
@@ -168,8 +169,11 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
     encoding = None
     created = matched = False
     seq = 0
-    for table in tables:
+    as_of = contract.as_of_column
+    datings = date_tables(tables, path) if as_of else [None] * len(tables)
+    for table, dating in zip(tables, datings, strict=True):
         match = match_headers(table, contract)
+        undated = 0
         where = f"工作表“{table.sheet}”" if table.sheet else "文件"
         if not match.mapping:
             notes.append(f"{where}没有可识别的列，已忽略")
@@ -179,6 +183,9 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
         for chunk in table.chunks:
             totals = int(chunk["__total"].sum())
             frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key)
+            if dating is not None:  # a register row is as of the date its file states
+                undated += frame[as_of].null_count() - int(frame[f"{as_of}__invalid"].sum())
+                frame = frame.with_columns(pl.col(as_of).fill_null(dating.as_of))
             # A row is one record of the dataset: a wide indicator row unpivots into one per value.
             result.rows_skipped += totals
             result.rows_read += totals + frame.height
@@ -196,6 +203,8 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
                 created = True
             con.unregister("govmetrics_chunk")
             progress(f"{source}: staged {result.rows_read:,} rows")
+        if dating is not None and (note := dating.note(where, undated)):
+            notes.append(note)
         if match.missing_required:
             notes.append(f"{where}缺少必填列：" + "、".join(
                 f"{contract.column(c).zh}（{c}）" for c in match.missing_required))
@@ -291,6 +300,7 @@ def _quarantine_and_merge(con, contract: Contract, result: BatchResult,
 
     result.rows_loaded = con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]
     result.merge = merge_into_core(con, contract, "incoming", loaded_at)
+    result.merge["closed"] = close_absent(con, contract, STAGING, "incoming", loaded_at)
     mark_superseded(con, contract.name, result.batch_id)
 
     if result.rows_loaded == 0 and result.rows_quarantined:
