@@ -40,20 +40,25 @@ _STATED = re.compile(
     r"(?:截至|截止到|截止|统计日期|统计期|截至日期|报告期|数据日期)\s*[:：为]?\s*(?P<d>" + _DATE + ")"
 )
 _ANY = re.compile(_DATE)
+# When the sheet was made or sent, not what it describes: never its date.
+_PAPERWORK = re.compile(
+    r"(?:制表|填报|报送|填表|打印|导出|生成|上报)(?:日期|时间)\s*[:：]?\s*" + _DATE
+)
 
 
 def stated_date(texts: Iterable[str]) -> date | None:
     """The date the texts (title rows, then a sheet name) say a table is as of.
 
     A phrase introduced by 截至/统计期/统计日期… wins; otherwise a text naming exactly one date
-    (a title such as ``政务云业务系统清单（2022年4月）``). A range (``2021-2023年``) names none.
+    (a title such as ``政务云业务系统清单（2022年4月）``). A range (``2021-2023年``) names none,
+    and a 制表日期/填报日期 (when the sheet was made, not what it describes) is never taken.
     """
     texts = [t for t in texts if t]
     for text in texts:
         for m in _STATED.finditer(text):
             if (d := parse_value(m.group("d"), "as_of")) is not None:
                 return d
-    for text in texts:
+    for text in (_PAPERWORK.sub(" ", t) for t in texts):
         found = {d for m in _ANY.finditer(text) if (d := parse_value(m.group(0), "as_of"))}
         if len(found) == 1 and not re.search(r"\d{4}\s*[-—~至到]\s*\d{4}", text):
             return found.pop()
