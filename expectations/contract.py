@@ -138,6 +138,17 @@ class Contract:
         return next((c.name for c in self.columns if c.type == "as_of"), None)
 
     @property
+    def dated_column(self) -> str | None:
+        """The column the loader fills from the date a file states (title row, sheet name) when
+        the file has no such column or leaves a cell empty: a register's ``as_of``, or an
+        aggregate's ``period`` column of type ``period`` (an indicator sheet's 统计期)."""
+        if self.as_of_column:
+            return self.as_of_column
+        if self.period and self.column(self.period).type == "period":
+            return self.period
+        return None
+
+    @property
     def upstream(self) -> list[str]:
         """Datasets this one references (they must load first)."""
         deps = [c.reference[0] for c in self.columns if c.reference]

@@ -109,6 +109,12 @@ def history(tmp_path_factory):
                         ["系统编号", "系统名称", "所属部门编码", "是否涉密", "是否上云"],
                         [["S1", "审批系统", "D1", "否", "是"], ["S2", "档案系统", "D1", "否", "否"]]),
               datetime(2023, 3, 10, 9))
+    # an indicator sheet without a 统计期 column: its title says which month it reports
+    indicators = write_csv(landing / "indicators" / "指标报送.csv", ["报送单位", "指标名称", "数值"],
+                           [["市大数据局", "建成基础库", "6"], ["市大数据局", "形成主题库", "25"]])
+    indicators.write_bytes("沈阳市数字政府建设指标报送表（截至2023年3月底）\r\n".encode()
+                           + indicators.read_bytes())
+    delivered(indicators, datetime(2023, 4, 6, 9))
     run(landing, warehouse, exports)
     before = {code: snapshot(warehouse, code)
               for code in ("extranet_nodes", "extranet_levels_covered", "ipv6_dual_stack_share")}
@@ -170,3 +176,13 @@ def test_an_undated_register_takes_its_delivery_date_and_says_so(history):
     assert status == "loaded" and period == "2023-03-10"
     assert "未注明统计日期" in reason and "2023年3月10日" in reason and "2行" in reason
     assert dated == [("2023-01-31",), ("2023-02-28",), ("2023-03-31",)]
+
+
+def test_an_indicator_sheet_takes_its_period_from_its_title(history):
+    db = history["warehouse"]
+    assert snapshot(db, "base_libraries") == {MAR: (6, date(2023, 3, 31))}
+    assert snapshot(db, "theme_libraries") == {MAR: (25, date(2023, 3, 31))}
+    with duckdb.connect(str(db.with_name(db.stem + ".writer.duckdb")), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT period FROM core.indicators").fetchall() == [("2023-03",)]
+        assert con.execute("SELECT status, reason FROM quality.load_batches WHERE dataset = 'indicators'"
+                           ).fetchone() == ("loaded", None)

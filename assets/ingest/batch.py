@@ -169,10 +169,12 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
     encoding = None
     created = matched = False
     seq = 0
-    as_of = contract.as_of_column
-    datings = date_tables(tables, path) if as_of else [None] * len(tables)
+    dated = contract.dated_column  # filled from the date the file states where a row has none
+    datings = date_tables(tables, path) if dated else [None] * len(tables)
     for table, dating in zip(tables, datings, strict=True):
         match = match_headers(table, contract)
+        if dated in match.missing_required:
+            match.missing_required.remove(dated)
         undated = 0
         where = f"工作表“{table.sheet}”" if table.sheet else "文件"
         if not match.mapping:
@@ -183,9 +185,10 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
         for chunk in table.chunks:
             totals = int(chunk["__total"].sum())
             frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key)
-            if dating is not None:  # a register row is as of the date its file states
-                undated += frame[as_of].null_count() - int(frame[f"{as_of}__invalid"].sum())
-                frame = frame.with_columns(pl.col(as_of).fill_null(dating.as_of))
+            if dating is not None:
+                undated += frame[dated].null_count() - int(frame[f"{dated}__invalid"].sum())
+                frame = frame.with_columns(
+                    pl.col(dated).fill_null(dating.value(contract.column(dated).type)))
             # A row is one record of the dataset: a wide indicator row unpivots into one per value.
             result.rows_skipped += totals
             result.rows_read += totals + frame.height

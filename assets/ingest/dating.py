@@ -1,10 +1,11 @@
-"""The date a register delivery describes, read from the file itself.
+"""The date a register or indicator delivery describes, read from the file itself.
 
 A register is a full snapshot "as of" a date, and that date is what its figures are true for:
-a late file for February corrects February, whenever it arrives. Departments state the date
-in one of three places, tried in this order:
+a late file for February corrects February, whenever it arrives. An indicator sheet reports
+for a 统计期. Departments state the date in one of three places, tried in this order:
 
-1. a 统计日期 / 截至日期 column (the contract's ``as_of`` column; matched like any other);
+1. a 统计日期 / 截至日期 column (the contract's ``as_of`` column, or an indicator sheet's 统计期
+   column; matched like any other);
 2. a title or note row above the header: ``部门与区划名录（截至2023年3月31日）``,
    ``截至2023年3月底``, ``统计期：2023年3月`` (a month, quarter or year means its last day);
 3. the sheet's name, when it names a period (``2023年3月``).
@@ -46,8 +47,9 @@ _PAPERWORK = re.compile(
 )
 
 
-def stated_date(texts: Iterable[str]) -> date | None:
-    """The date the texts (title rows, then a sheet name) say a table is as of.
+def stated_period(texts: Iterable[str]) -> str | None:
+    """The period the texts (title rows, then a sheet name) say a table is for, as
+    ``normalise.parse_period`` writes it (``'2023-03-31'``, ``'2023-03'``, ``'2023-Q1'``, ``'2023'``).
 
     A phrase introduced by 截至/统计期/统计日期… wins; otherwise a text naming exactly one date
     (a title such as ``政务云业务系统清单（2022年4月）``). A range (``2021-2023年``) names none,
@@ -56,21 +58,35 @@ def stated_date(texts: Iterable[str]) -> date | None:
     texts = [t for t in texts if t]
     for text in texts:
         for m in _STATED.finditer(text):
-            if (d := parse_value(m.group("d"), "as_of")) is not None:
-                return d
+            if (p := parse_value(m.group("d"), "period")) is not None:
+                return p
     for text in (_PAPERWORK.sub(" ", t) for t in texts):
-        found = {d for m in _ANY.finditer(text) if (d := parse_value(m.group(0), "as_of"))}
+        found = {p for m in _ANY.finditer(text) if (p := parse_value(m.group(0), "period"))}
         if len(found) == 1 and not re.search(r"\d{4}\s*[-—~至到]\s*\d{4}", text):
             return found.pop()
     return None
 
 
+def stated_date(texts: Iterable[str]) -> date | None:
+    """The last day of the stated period: the date a register described so is as of."""
+    period = stated_period(texts)
+    return None if period is None else parse_value(period, "as_of")
+
+
 @dataclass(frozen=True)
 class Dating:
-    """The date a table's rows are as of when they do not carry one, and where it came from."""
+    """The period a table's rows are for when they do not carry one, and where it came from."""
 
-    as_of: date
+    period: str  # as parse_period writes it: '2023-03-31', '2023-03', '2023-Q1', '2023'
     source: str  # 'title' (title row or sheet name), 'workbook' (another sheet), 'delivery'
+
+    @property
+    def as_of(self) -> date:
+        return parse_value(self.period, "as_of")
+
+    def value(self, column_type: str) -> date | str:
+        """What fills an empty dated column: a date (``as_of``) or the period text (``period``)."""
+        return self.as_of if column_type == "as_of" else self.period
 
     def note(self, where: str, rows: int) -> str | None:
         """The warning for the batch row when the delivery date had to stand in."""
@@ -85,9 +101,9 @@ class Dating:
 
 def date_tables(tables: list[SourceTable], path: Path) -> list[Dating]:
     """One ``Dating`` per table of a file (see the module docstring for the order)."""
-    own = [stated_date([*t.preamble, t.sheet or ""]) for t in tables]
+    own = [stated_period([*t.preamble, t.sheet or ""]) for t in tables]
     agreed = {d for d in own if d is not None}
-    delivered = datetime.fromtimestamp(path.stat().st_mtime).date()
+    delivered = datetime.fromtimestamp(path.stat().st_mtime).date().isoformat()
     out = []
     for d in own:
         if d is not None:
