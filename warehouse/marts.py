@@ -121,16 +121,15 @@ FIGURE_COLUMNS: Columns = [
 # A KPI file may leave as_of out: it is then the end of the figure's period.
 OPTIONAL_FIGURE_COLUMNS = ("as_of",)
 
-# The months KPIs are computed for: from the first to the last month with any dated data
-# (cases, reviews, monthly reports, register snapshots). Indicators extend nothing: a figure
-# reported for a period is carried to the month-ends the rest of the data reaches.
+# The months KPIs are computed for: from the first to the last month of any dataset's period
+# column that is a date (cases by applied_at, reviews by reviewed_at, monthly reports by month,
+# registers by as_of). Indicator periods are text and extend nothing: a figure reported for a
+# period is carried to the month-ends the rest of the data reaches.
+DATED_PERIOD_TYPES = ("timestamp", "date", "month", "as_of")
 KPI_MONTHS_SQL = """
 CREATE OR REPLACE TEMP TABLE kpi_months AS
 WITH data_months AS (
-    SELECT date_trunc('month', applied_at)::DATE AS month FROM latest.service_cases
-    UNION SELECT date_trunc('month', reviewed_at)::DATE FROM latest.service_reviews
-    UNION SELECT month FROM latest.case_volume_monthly
-    {register_months}
+    {data_months}
 ),
 bounds AS (SELECT min(month) AS first, max(month) AS last FROM data_months)
 SELECT range::DATE AS month, last_day(range::DATE) AS month_end
@@ -382,13 +381,14 @@ def _build_kpi_values(
 
 def _build_month_grid(con: duckdb.DuckDBPyConnection) -> None:
     """``kpi_months`` and one ``<register>_at_month_end`` view per dated register (TEMP)."""
-    registers = [c for c in all_contracts().values() if c.as_of_column]
-    months = "".join(
-        f"\n    UNION SELECT date_trunc('month', {quote(c.as_of_column)})::DATE "
-        f"FROM latest.{quote(c.name)}"
-        for c in registers
+    contracts = all_contracts().values()
+    dated = [c for c in contracts if c.period and c.column(c.period).type in DATED_PERIOD_TYPES]
+    months = "\n    UNION ".join(
+        f"SELECT date_trunc('month', {quote(c.period)})::DATE AS month FROM latest.{quote(c.name)}"
+        for c in dated
     )
-    con.execute(KPI_MONTHS_SQL.format(register_months=months))
+    con.execute(KPI_MONTHS_SQL.format(data_months=months))
+    registers = [c for c in contracts if c.as_of_column]
     for c in registers:
         con.execute(
             REGISTER_AT_MONTH_END_SQL.format(
