@@ -86,6 +86,31 @@ def test_snapshot_figures_exist_for_every_month_after_the_first_snapshot(publish
     assert months == (date(2022, 4, 1), date(2023, 3, 1), 12, date(2022, 4, 28), date(2022, 4, 28))
 
 
+def test_every_month_the_data_supports_has_its_kpis(published):
+    """Cumulative figures for every month of the monthly reports and records (2019-01..2023-03),
+    flows for every record month, register figures from their first snapshot on."""
+    def months(code: str) -> list[date]:
+        return [r[0] for r in published.execute(
+            """SELECT period_start FROM marts.kpi_values
+               WHERE kpi_code = ? AND scope = 'city' AND period_grain = 'month' ORDER BY 1""",
+            [code]).fetchall()]
+
+    cumulative = months("case_volume_cumulative")
+    assert cumulative[0] == date(2019, 1, 1) and cumulative[-1] == date(2023, 3, 1)
+    assert len(cumulative) == 51  # every month, none skipped
+    assert months("on_time_completion_rate") == [date(2022, 12, 1), date(2023, 1, 1),
+                                                 date(2023, 2, 1), date(2023, 3, 1)]
+    assert months("item_online_rate") == [date(2023, 3, 1)]  # the item register is of 2023-03-31
+    assert months("cloud_systems_hosted")[0] == date(2022, 4, 1)
+    # December 2022's cumulative total is March's minus the records of 2023
+    dec, mar = (published.execute(
+        """SELECT value FROM marts.kpi_values WHERE kpi_code = 'case_volume_cumulative'
+           AND scope = 'city' AND period_grain = 'month' AND period_start = ?""", [m]).fetchone()[0]
+        for m in (date(2022, 12, 1), date(2023, 3, 1)))
+    per_month = EXPECTED["details"]["record_cases_per_month"]
+    assert mar - dec == sum(per_month[m] for m in ("2023-01", "2023-02", "2023-03"))
+
+
 def test_published_figures_print_as_the_bureau_writes_them(published):
     values = latest_city(published)
     for kpi in load_catalogue():
