@@ -12,7 +12,7 @@ from warehouse.writer import writer_path
 BLOCKED = "DagsterAssetCheckFailedError"
 
 LATEST_KPIS = """
-    SELECT v.kpi_code, v.name_zh, v.period_grain, v.period_start, v.value, v.unit, c.reference
+    SELECT v.kpi_code, v.name_zh, v.period_grain, v.period_start, v.as_of, v.value, v.unit, c.reference
     FROM marts.kpi_values v JOIN marts.kpi_catalogue c USING (kpi_code)
     WHERE v.scope = 'city'
     QUALIFY row_number() OVER (PARTITION BY v.kpi_code ORDER BY v.period_start DESC, v.period_grain) = 1
@@ -97,11 +97,13 @@ def print_kpis(warehouse: Path) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(LATEST_KPIS).fetchall()
     rows.sort(key=lambda r: order.get(r[0], len(order)))
-    print(f"{'code':<32}{'名称':<16}{'period':<18}{'value':>16}{'reference':>16}")
-    for code, name, grain, start, value, unit, reference in rows:
+    print(f"{'code':<32}{'名称':<16}{'period (as of)':<26}{'value':>14}{'reference':>16}")
+    for code, name, grain, start, as_of, value, unit, reference in rows:
         shown = format_kpi(value, unit)
         ref = "" if reference is None else format_kpi(reference, unit)
         mark = "" if reference is None else ("  ✓" if shown == ref else "  ≠")
         period = f"{grain} {start:%Y-%m}" if start else grain
-        print(f"{code:<32}{name:<16}{period:<18}{shown:>16}{ref:>16}{mark}")
+        if as_of is not None:  # the date the figure is true for (a register's own date)
+            period += f" ({as_of:%Y-%m-%d})"
+        print(f"{code:<32}{name:<16}{period:<26}{shown:>14}{ref:>16}{mark}")
     return 0

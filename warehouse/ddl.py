@@ -79,6 +79,12 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 }
 
 
+AS_OF_COMMENT = (
+    "：本期登记表所述的日期（截至日期），取自统计日期列、标题行（如“截至2023年3月31日”）或工作表名，"
+    "都没有时取送达日期并在批次记录中提示；同一编码每个统计日期一行，按统计日期保留各期快照"
+)
+
+
 def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
     """(name, type, comment) of every column of ``core.<dataset>``, in order."""
     cols = []
@@ -90,6 +96,8 @@ def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
             comment += "；取值：" + "、".join(c.values)
         if c.unit:
             comment += f"；单位：{c.unit}"
+        if c.type == "as_of":
+            comment += AS_OF_COMMENT
         cols.append((c.name, c.duckdb_type, comment))
         if c.flag_column:
             ref_ds, _ = c.reference

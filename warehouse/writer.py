@@ -124,3 +124,23 @@ def mark_superseded(con: duckdb.DuckDBPyConnection, dataset: str, by_batch: str)
               AND b.batch_id <> ?
               AND NOT EXISTS (SELECT 1 FROM {core} c WHERE c.batch_id = b.batch_id AND c.valid_to IS NULL)""",
         [by_batch, dataset, by_batch]).fetchall()[0][0]
+
+
+def close_absent(con: duckdb.DuckDBPyConnection, contract: Contract, delivered: str, incoming: str,
+                 loaded_at: datetime) -> int:
+    """A register delivery is the full snapshot of its as-of date: close what it no longer lists.
+
+    For each as-of date the batch loaded rows for, a current row of that date whose key is not
+    in the delivered file (``delivered``: every row read, loaded or quarantined) is closed, so a
+    corrected February register that drops a node drops it from February, and from nothing
+    else. Rows the file still lists, even quarantined ones, keep their last good version.
+    """
+    as_of = contract.as_of_column
+    if as_of is None:
+        return 0
+    core = f"core.{quote(contract.name)}"
+    keys = " AND ".join(f"c.{quote(k)} = d.{quote(k)}" for k in contract.keys)
+    return con.execute(
+        f"UPDATE {core} AS c SET valid_to = ? "
+        f"WHERE c.valid_to IS NULL AND c.{quote(as_of)} IN (SELECT {quote(as_of)} FROM {incoming}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {delivered} AS d WHERE {keys})", [loaded_at]).fetchall()[0][0]

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.ingest.dating import date_tables
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Column, Contract, all_contracts
@@ -29,6 +30,7 @@ from expectations.sql import literal, quote
 from warehouse.writer import (
     MATCHED,
     append_new_versions,
+    close_absent,
     close_replaced_versions,
     mark_superseded,
     match_current,
@@ -41,6 +43,8 @@ LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
 # file (writing it there cost more than judging it), and DuckDB spills it to its temp
 # directory when it outgrows the writer's memory limit.
 STAGING = "govmetrics_staging"
+# Keys of a register batch's rejected rows: the file still lists them (see close_absent).
+REJECTED_KEYS = "govmetrics_rejected_keys"
 
 log = logging.getLogger("govmetrics.ingest")
 
@@ -172,7 +176,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
         _record(con, result, sha, run_id)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
-                    f"DROP TABLE IF EXISTS {MATCHED}")
+                    f"DROP TABLE IF EXISTS {MATCHED}; DROP TABLE IF EXISTS {REJECTED_KEYS}")
     progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
              f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
     return result
@@ -209,6 +213,10 @@ def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pi
         if staged:
             result.merge["changed"] = close_replaced_versions(con, contract, result.batch_id, loaded_at)
             result.merge["new"] = result.merge["inserted"] - result.merge["changed"]
+            if contract.as_of_column:  # a register: its file is the full snapshot of its date
+                keys = ", ".join(quote(k) for k in contract.keys)
+                listed = f"(SELECT {keys} FROM {STAGING} UNION ALL SELECT {keys} FROM {REJECTED_KEYS})"
+                result.merge["closed"] = close_absent(con, contract, listed, STAGING, loaded_at)
             mark_superseded(con, contract.name, result.batch_id)
         _record(con, result, sha, run_id, period)
         con.execute("COMMIT")
@@ -277,6 +285,10 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
     table was made.
     """
     judged = _judged_select(rules)
+    keys = ", ".join(quote(k) for k in contract.keys)
+    if contract.as_of_column:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {REJECTED_KEYS} AS SELECT {keys} FROM core.{quote(contract.name)} "
+                    f"LIMIT 0")
     names, messages = _broken_rules(rules)
     rejected = (f"INSERT INTO quality.quarantine SELECT ?, ?, __sheet, __row, {names}[1], {names}, "
                 f"array_to_string({messages}, '；'), __raw::JSON FROM govmetrics_chunk")
@@ -289,8 +301,13 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
     notes: list[str] = []
     created = matched = False
     seq = 0
-    for table in tables:
+    dated = contract.dated_column  # filled from the date the file states where a row has none
+    datings = date_tables(tables, path) if dated else [None] * len(tables)
+    for table, dating in zip(tables, datings, strict=True):
         match = match_headers(table, contract)
+        if dated in match.missing_required:
+            match.missing_required.remove(dated)
+        undated = 0
         where = f"工作表“{table.sheet}”" if table.sheet else "文件"
         if not match.mapping:
             notes.append(f"{where}没有可识别的列，已忽略")
@@ -311,6 +328,10 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
             started = result.lap("read", started)
             frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key)
             del chunk
+            if dating is not None:
+                undated += frame[dated].null_count() - int(frame[f"{dated}__invalid"].sum())
+                frame = frame.with_columns(
+                    pl.col(dated).fill_null(dating.value(contract.column(dated).type)))
             # A row is one record of the dataset: a wide indicator row unpivots into one per value.
             result.rows_skipped += totals
             result.rows_read += totals + frame.height
@@ -327,6 +348,8 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
             if bad.height:
                 con.register("govmetrics_chunk", arrow(bad))
                 result.rows_quarantined += con.execute(rejected, [result.batch_id, result.dataset]).fetchall()[0][0]
+                if contract.as_of_column:  # a register still lists the keys of its rejected rows
+                    con.execute(f"INSERT INTO {REJECTED_KEYS} SELECT {keys} FROM govmetrics_chunk")
             con.register("govmetrics_chunk", arrow(frame.filter(pl.col("__broken") == 0).drop("__raw", "__broken")))
             del frame, bad
             if created:
@@ -338,6 +361,8 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
             result.lap("judge", started)
             progress(f"{result.source_path}: staged {result.rows_read:,} rows")
             started = time.perf_counter()
+        if dating is not None and (note := dating.note(where, undated)):
+            notes.append(note)
         if match.missing_required:
             notes.append(f"{where}缺少必填列：" + "、".join(
                 f"{contract.column(c).zh}（{c}）" for c in match.missing_required))

@@ -111,6 +111,7 @@ POLARS_TYPES: dict[str, pl.DataType] = {
     "timestamp": pl.Datetime("us"),
     "month": pl.Date(),
     "period": pl.String(),
+    "as_of": pl.Date(),
     "rating": pl.Int8(),
     "indicator": pl.String(),
 }
@@ -889,6 +890,28 @@ def _p_period(plan: _Plan, text: str, level: int) -> tuple[str, int]:
     return out, last + 1
 
 
+def _p_as_of(plan: _Plan, text: str, level: int) -> tuple[str, int]:
+    """The last day of the period a text names: '2023年3月底' -> 2023-03-31, '2022年' -> 2022-12-31."""
+    period, L = _p_period(plan, text, level)
+    p = C(period)
+    month_end = lambda first: first.str.strptime(pl.Date, "%Y-%m-%d", strict=False).dt.month_end()  # noqa: E731
+    out = plan.put(
+        L,
+        pl.when(p.str.contains(r"^\d{4}-\d{2}-\d{2}$"))
+        .then(p.str.strptime(pl.Date, "%Y-%m-%d", strict=False))
+        .when(p.str.contains(r"^\d{4}-\d{2}$"))
+        .then(month_end(p + "-01"))
+        .when(p.str.contains(r"^\d{4}-Q[1-4]$"))
+        .then(month_end(pl.concat_str([p.str.slice(0, 4), pl.lit("-"),
+                                       _pad2((p.str.slice(6, 1).cast(pl.Int32) * 3).cast(pl.String)),
+                                       pl.lit("-01")])))
+        .when(p.str.contains(r"^\d{4}$"))
+        .then((p + "-12-31").str.strptime(pl.Date, "%Y-%m-%d", strict=False)),
+        "as_of",
+    )
+    return out, L + 1
+
+
 def _p_indicator(plan: _Plan, text: str, level: int) -> tuple[str, int]:
     names, _ = indicator_catalogue()
     k = plan.put(level, _key(C(text)), "ik")
@@ -956,6 +979,9 @@ def plan_column(
         value = C(out)
     elif kind == "period":
         out, _ = _p_period(plan, text, L)
+        value = C(out)
+    elif kind == "as_of":
+        out, _ = _p_as_of(plan, text, L)
         value = C(out)
     elif kind == "indicator":
         out, _ = _p_indicator(plan, text, L)
