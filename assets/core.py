@@ -27,7 +27,7 @@ from expectations.contract import Contract, all_contracts
 from expectations.sql import quote
 from expectations.suites import ExpectationSpec, suite_for
 from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
-from warehouse.writer import now, writer_path
+from warehouse.writer import now, writer_config, writer_path
 
 OWNERS = ["team:data-engineering"]
 
@@ -89,8 +89,9 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
     from expectations.gx_runner import run_suite  # lazy: GX import is slow
 
     # GX opens the writer's working file; the writer connection is closed at this point.
-    outcomes = run_suite(writer_path(warehouse.published), f"latest.{contract.name}",
-                         f"{contract.name}_suite", specs)
+    work = writer_path(warehouse.published)
+    outcomes = run_suite(work, f"latest.{contract.name}", f"{contract.name}_suite", specs,
+                         writer_config(work, warehouse.memory_limit))
     checked_at = now()
     with warehouse.writer() as con:
         con.executemany(
