@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.ingest import progress as progress_hook
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
@@ -127,6 +128,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     try:
         rules, flags = _rules_for(con, contract)
         result, encoding, staged = _stage(con, contract, path, source, batch_id, rules, pii_key, progress)
+        progress_hook.report(contract.name, source, result.rows_read, None, path.stat().st_size, "judge", path)
         loaded_at = _judge(con, contract, flags, batch_id) if staged else None
         con.execute("BEGIN TRANSACTION")
         try:
@@ -144,6 +146,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     finally:
         con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
                     f"DROP TABLE IF EXISTS incoming")
+    progress_hook.report(contract.name, source, result.rows_read, None, path.stat().st_size, "done", path)
     progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
              f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
     return result
@@ -196,6 +199,7 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
                 created = True
             con.unregister("govmetrics_chunk")
             progress(f"{source}: staged {result.rows_read:,} rows")
+            progress_hook.report(contract.name, source, result.rows_read, None, path.stat().st_size, "read", path)
         if match.missing_required:
             notes.append(f"{where}缺少必填列：" + "、".join(
                 f"{contract.column(c).zh}（{c}）" for c in match.missing_required))
