@@ -87,7 +87,9 @@ def rejected_rows_sql() -> str:
         JOIN quality.load_batches AS b USING (batch_id)
         CROSS JOIN LATERAL (SELECT {code} AS department_code, {sent_name} AS department_sent) AS dept
         LEFT JOIN latest.org_units AS o ON o.code = dept.department_code
-        LEFT JOIN quality.corrections AS c
+        LEFT JOIN (SELECT * FROM quality.corrections
+                   QUALIFY row_number() OVER (PARTITION BY batch_id, source_sheet, source_row
+                                              ORDER BY corrected_at DESC, outcome = 'loaded' DESC) = 1) AS c
                ON c.batch_id = q.batch_id AND c.source_row = q.source_row
               AND c.source_sheet IS NOT DISTINCT FROM q.source_sheet
     """
