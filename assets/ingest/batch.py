@@ -108,6 +108,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
               progress: Callable[[str], None] = log.info) -> BatchResult:
     """Load one file; never raises for a bad file (the failure is recorded as a batch)."""
     source = relative(path, landing)
+    progress_hook.report(contract.name, source, 0, 0, path.stat().st_size, "read", path)
     sha = sha256_of(path)
     batch_id = _new_batch_id(contract.name, sha)
     earlier = con.execute(
