@@ -24,7 +24,7 @@ def parquet(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: Ex
 
     with warehouse.writer() as con:
         create_reader_views(con)  # the named marts views are exported with the marts
-        summary = export_parquet(con, exports.root, context.run.run_id)
+        summary = export_parquet(con, exports.root, context.run.run_id, exports.keep_runs)
     return dg.MaterializeResult(metadata={"path": str(exports.root),
                                           "summary": dg.MetadataValue.json(summary)})
 

@@ -120,6 +120,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
                              reason=f"与已载入的批次 {earlier[0]}（{earlier[1]}）内容完全相同，未重复载入")
         _record(con, result, sha, run_id)
         progress(f"{source}: duplicate of {earlier[0]}, skipped")
+        progress_hook.report(contract.name, source, 0, None, path.stat().st_size, "done", path)
         return result
 
     # Staging and judging only read the warehouse and write the connection's TEMP tables, so
