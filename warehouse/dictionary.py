@@ -217,10 +217,12 @@ def reference_warehouse() -> duckdb.DuckDBPyConnection:
     """A fresh in-memory warehouse: every table, view and comment, and the KPI catalogue."""
     from warehouse.ddl import create_all
     from warehouse.marts import build_marts
+    from warehouse.views import create_reader_views
 
     con = duckdb.connect(":memory:")
     create_all(con)
     build_marts(con)  # works on an empty warehouse: fills the catalogue, the figures stay empty
+    create_reader_views(con)
     return con
 
 
