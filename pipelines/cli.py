@@ -62,7 +62,7 @@ def nothing_new() -> bool:
 
 def refresh(args: argparse.Namespace) -> int:
     apply_defaults()
-    from pipelines.report import console, print_summary, print_status
+    from pipelines.report import console, print_status, print_summary
 
     out = console()
     if not args.force and nothing_new():

@@ -38,12 +38,21 @@ def console() -> Console:
     return Console(width=min(probe.width if probe.is_terminal else WIDTH, WIDTH), highlight=False)
 
 
-def _table(title: str, *columns: tuple[str, str]) -> Table:
-    """A compact table; each column is (header, justify)."""
+def _table(title: str, *columns: str) -> Table:
+    """A compact table; a header ending in '>' is a right-aligned (number) column."""
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   show_edge=False)
-    for header, justify in columns:
-        table.add_column(header, justify=justify, overflow="fold")
+    for header in columns:
+        table.add_column(header.rstrip(">"), justify="right" if header.endswith(">") else "left", overflow="fold")
+    return table
+
+
+def _checks_table(title: str, rows: list[tuple]) -> Table:
+    """Failed expectations: (dataset, expectation, severity, unexpected count)."""
+    table = _table(title, "数据集", "期望", "严重程度", "不符行数>")
+    for dataset, expectation, severity, n in rows:
+        table.add_row(_title(dataset), expectation, "阻断" if severity == "error" else "提示",
+                      "" if n is None else f"{n:,}")
     return table
 
 
@@ -92,8 +101,8 @@ def print_run(con: duckdb.DuckDBPyConnection, run_id: str, seconds: dict[str, fl
     rows = con.execute(
         """SELECT dataset, source_path, status, rows_read, rows_loaded, rows_quarantined, rows_skipped, reason
            FROM quality.load_batches WHERE run_id = ? ORDER BY dataset, received_at""", [run_id]).fetchall()
-    files = _table("本次载入的文件", ("数据集", "left"), ("文件", "left"), ("状态", "left"), ("读取", "right"),
-                   ("载入", "right"), ("隔离", "right"), ("跳过", "right"), ("秒", "right"))
+    files = _table("本次载入的文件", "数据集", "文件", "状态", "读取>",
+                   "载入>", "隔离>", "跳过>", "秒>")
     for dataset, source, status, read, loaded, quarantined, skipped, _ in rows:
         took = seconds.get(source)
         files.add_row(_title(dataset), source.removeprefix(dataset + "/"), STATUS_ZH.get(status, status),
@@ -103,7 +112,7 @@ def print_run(con: duckdb.DuckDBPyConnection, run_id: str, seconds: dict[str, fl
         out.print(files)
     else:
         out.print("没有新文件：无需载入。")
-    for dataset, source, status, *_, reason in rows:
+    for _, source, status, *_, reason in rows:
         if status in ("failed", "duplicate") and reason:
             out.print(f"  {source}：{reason}")
     rules = con.execute(
@@ -111,7 +120,7 @@ def print_run(con: duckdb.DuckDBPyConnection, run_id: str, seconds: dict[str, fl
            FROM quality.quarantine q JOIN quality.load_batches b USING (batch_id)
            WHERE b.run_id = ? GROUP BY ALL ORDER BY n DESC, q.dataset, q.rule""", [run_id]).fetchall()
     if rules:
-        table = _table("隔离行（按规则）", ("数据集", "left"), ("规则", "left"), ("行数", "right"), ("说明（示例）", "left"))
+        table = _table("隔离行（按规则）", "数据集", "规则", "行数>", "说明（示例）")
         for dataset, rule, n, message in rules:
             table.add_row(_title(dataset), rule, f"{n:,}", message)
         out.print(table)
@@ -119,11 +128,7 @@ def print_run(con: duckdb.DuckDBPyConnection, run_id: str, seconds: dict[str, fl
         """SELECT DISTINCT dataset, expectation, severity, unexpected_count FROM quality.check_results
            WHERE run_id = ? AND NOT success ORDER BY ALL""", [run_id]).fetchall()
     if failed:
-        table = _table("未通过的校验", ("数据集", "left"), ("期望", "left"), ("严重程度", "left"), ("不符行数", "right"))
-        for dataset, expectation, severity, n in failed:
-            table.add_row(_title(dataset), expectation, "阻断" if severity == "error" else "提示",
-                          "" if n is None else f"{n:,}")
-        out.print(table)
+        out.print(_checks_table("未通过的校验", failed))
 
 
 def print_kpis(warehouse: Path, out: Console | None = None) -> int:
@@ -135,8 +140,8 @@ def print_kpis(warehouse: Path, out: Console | None = None) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(LATEST_KPIS).fetchall()
     rows.sort(key=lambda r: order.get(r[0], len(order)))
-    table = _table("最新指标（全市）", ("指标", "left"), ("名称", "left"), ("统计期", "left"), ("数值", "right"),
-                   ("公开数", "right"), ("", "left"))
+    table = _table("最新指标（全市）", "指标", "名称", "统计期", "数值>",
+                   "公开数>", "")
     for code, name, grain, start, value, unit, reference in rows:
         shown = format_kpi(value, unit)
         ref = "" if reference is None else format_kpi(reference, unit)
@@ -157,8 +162,8 @@ def print_status(warehouse: Path, out: Console | None = None) -> int:
         last = {r[0]: r[1:] for r in con.execute(
             """SELECT dataset, max(received_at), max(period_max), count(*) FILTER (WHERE status <> 'duplicate')
                FROM quality.load_batches GROUP BY dataset""").fetchall()}
-        table = _table("数据新鲜度（按数据集）", ("数据集", "left"), ("最近接收", "left"), ("最新统计期", "left"),
-                       ("批次", "right"), ("时限", "right"), ("状态", "left"))
+        table = _table("数据新鲜度（按数据集）", "数据集", "最近接收", "最新统计期",
+                       "批次>", "时限>", "状态")
         now = datetime.now()
         for name, contract in contracts.items():
             received, period, batches = last.get(name, (None, None, 0))
@@ -180,8 +185,8 @@ def print_status(warehouse: Path, out: Console | None = None) -> int:
                 f"""SELECT coalesce(o.name, '未知部门' || d.dept_code), d.dataset, d.latest, d.n
                     FROM ({' UNION ALL '.join(by_dept)}) d LEFT JOIN latest.org_units o ON o.code = d.dept_code
                     ORDER BY d.latest, 1""").fetchall()
-            table = _table("各部门最新数据（最旧的在前）", ("部门", "left"), ("数据集", "left"), ("最新统计期", "left"),
-                           ("当前行数", "right"))
+            table = _table("各部门最新数据（最旧的在前）", "部门", "数据集", "最新统计期",
+                           "当前行数>")
             for dept, dataset, latest, n in rows[:20]:
                 table.add_row(dept, _title(dataset), str(latest)[:10], f"{n:,}")
             out.print(table)
@@ -190,24 +195,19 @@ def print_status(warehouse: Path, out: Console | None = None) -> int:
         batches = con.execute(
             """SELECT received_at, dataset, source_path, status, rows_read, rows_loaded, rows_quarantined
                FROM quality.load_batches ORDER BY received_at DESC LIMIT 10""").fetchall()
-        table = _table("最近的批次", ("接收时间", "left"), ("数据集", "left"), ("文件", "left"), ("状态", "left"),
-                       ("读取", "right"), ("载入", "right"), ("隔离", "right"))
+        table = _table("最近的批次", "接收时间", "数据集", "文件", "状态",
+                       "读取>", "载入>", "隔离>")
         for received, dataset, source, status, read, loaded, quarantined in batches:
             table.add_row(f"{received:%m-%d %H:%M}", _title(dataset), source.removeprefix(dataset + "/"),
                           STATUS_ZH.get(status, status), f"{read or 0:,}", f"{loaded or 0:,}", f"{quarantined or 0:,}")
         out.print(table)
         failing = con.execute(
-            """SELECT dataset, expectation, severity, unexpected_count, checked_at FROM quality.check_results
+            """SELECT dataset, expectation, severity, unexpected_count FROM quality.check_results
                QUALIFY row_number() OVER (PARTITION BY dataset, expectation ORDER BY checked_at DESC) = 1
                    AND NOT success
                ORDER BY severity, dataset""").fetchall()
         if failing:
-            table = _table("当前未通过的校验", ("数据集", "left"), ("期望", "left"), ("严重程度", "left"),
-                           ("不符行数", "right"), ("校验时间", "left"))
-            for dataset, expectation, severity, n, at in failing:
-                table.add_row(_title(dataset), expectation, "阻断" if severity == "error" else "提示",
-                              "" if n is None else f"{n:,}", f"{at:%m-%d %H:%M}")
-            out.print(table)
+            out.print(_checks_table("当前未通过的校验（各期望最近一次）", failing))
         else:
             out.print("全部校验通过。")
     return 0
@@ -233,9 +233,9 @@ def print_quarantine(warehouse: Path, dataset: str | None, department: str | Non
         rows = con.execute(
             f"""SELECT received_at, dataset, source_path, source_row, department, rule, message, correction_status
                 {sql} ORDER BY received_at DESC, source_path, source_row LIMIT {int(limit)}""", params).fetchall()
-    table = _table(f"隔离行：{total:,} 行", ("接收", "left"), ("文件", "left"), ("行", "right"), ("部门", "left"),
-                   ("规则", "left"), ("说明", "left"), ("状态", "left"))
-    for received, ds, source, row, dept, rule, message, status in rows:
+    table = _table(f"隔离行：{total:,} 行", "接收", "文件", "行>", "部门",
+                   "规则", "说明", "状态")
+    for received, _, source, row, dept, rule, message, status in rows:
         table.add_row(f"{received:%m-%d}", source, str(row), dept, rule, message, status)
     out.print(table)
     if total > len(rows):

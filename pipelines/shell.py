@@ -39,7 +39,7 @@ def _print_relation(con: duckdb.DuckDBPyConnection, sql: str, out: Console, para
     rows = cursor.fetchmany(MAX_ROWS + 1)
     if len(rows) > MAX_ROWS:
         cursor.fetchall()  # drain it: DuckDB 2.0 allows one open result per connection
-    table = _table("", *((n, "left") for n in names))
+    table = _table("", *names)
     for row in rows[:MAX_ROWS]:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
     out.print(table)
