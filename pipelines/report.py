@@ -228,6 +228,10 @@ def print_quarantine(warehouse: Path, dataset: str | None, department: str | Non
         where.append("received_at >= ?::TIMESTAMP")
         params.append(since)
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        if not con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'quality' "
+                           "AND view_name = 'rejected_rows'").fetchall()[0][0]:
+            out.print("[red]已发布的仓库还没有 quality.rejected_rows：请先运行 govmetrics refresh --force[/]")
+            return 1
         sql = f"FROM quality.rejected_rows WHERE {' AND '.join(where)}"
         total = con.execute(f"SELECT count(*) {sql}", params).fetchall()[0][0]
         rows = con.execute(
