@@ -149,8 +149,8 @@ def print_kpis(warehouse: Path, out: Console | None = None) -> int:
         period = f"{grain} {start:%Y-%m}" if start else grain
         table.add_row(code, name, period, shown, ref, mark)
     out.print(table)
-    out.print("公开数：大数据局公开答复中的数字（沈数管建议〔2022〕4号、〔2023〕7号）；"
-              "✓ 按局里的写法与公开数一致，≠ 不一致，空白为无公开数。")
+    out.print("公开数：大数据局公开答复（沈数管建议〔2022〕4号、〔2023〕7号）中的数字；"
+              "✓ 一致，≠ 不一致，空白：无公开数。")
     return 0
 
 
