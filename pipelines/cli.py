@@ -24,7 +24,6 @@ import logging
 import os
 import sys
 import uuid
-import warnings
 from pathlib import Path
 
 from pipelines.resources import apply_defaults, dagster_home
@@ -35,11 +34,11 @@ def _warehouse() -> Path:
 
 
 def _quiet() -> None:
-    """A normal run shows bars and a summary: no library warnings or log lines in between."""
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)  # Dagster's beta/preview/supersession warnings
-    # The loader's own log lines go to the Dagster event log (--verbose, the UI); failures are in the summary.
+    """A normal run shows bars and a summary, not the loader's log lines in between.
+
+    They are in the Dagster event log (``--verbose``, the UI); failures are in the summary.
+    Warnings are not filtered: a normal run raises none, and a new one should be seen and fixed.
+    """
     logging.getLogger("govmetrics").setLevel(logging.CRITICAL)
 
 
