@@ -30,7 +30,7 @@ QUERIES = ROOT / "docs" / "analyst-queries.md"
 README = ROOT / "README.md"
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-COMMENTED_SCHEMAS = ("core", "quality", "marts")
+COMMENTED_SCHEMAS = ("core", "latest", "quality", "marts")
 MAY_BE_EMPTY = "-- may be empty"
 EXPORTS_PREFIX = "'var/exports/"  # how the queries page names the exports folder (repo-relative)
 
