@@ -37,6 +37,7 @@ REASON = "问题说明"
 SOURCE_ROW = "原行号"
 FAULT = "__fault"  # hidden helper column: |header|header| of the cells at fault
 MASK = "（个人信息已脱敏，不改动则沿用原值）"
+HASHED = r"^[0-9a-f]{64}$"  # how the loader's keyed hash (HMAC-SHA256, hex) looks
 
 
 def reference_sql(alias: str = "q") -> str:
@@ -101,8 +102,12 @@ def _sheet(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     headers = [h for h in json.loads(rows["raw_values"][0]) if h not in (REFERENCE, REASON, SOURCE_ROW)]
     dtype = pl.Struct({h: pl.String for h in headers})
     raw = rows.select(pl.col("raw_values").str.json_decode(dtype).alias("raw")).unnest("raw")
-    masked = _pii_headers(dataset, headers)
-    raw = raw.with_columns([pl.when(pl.col(h).is_not_null()).then(pl.lit(MASK)).alias(h) for h in masked])
+    masked = set(_pii_headers(dataset, headers))
+    # Personal-data columns, and any other cell the loader hashed (an extra column that looked
+    # personal, e.g. 姓名): a keyed hash means nothing to a clerk and is not theirs to see.
+    raw = raw.with_columns([
+        pl.when(pl.col(h).is_not_null() & (pl.lit(h in masked) | pl.col(h).str.contains(HASHED)))
+        .then(pl.lit(MASK)).otherwise(pl.col(h)).alias(h) for h in headers])
     faults = _fault_headers(dataset, rows["message"].unique().to_list(), headers)
     front = rows.select(pl.col("reference").alias(REFERENCE), pl.col("source_row").alias(SOURCE_ROW),
                         pl.col("message").alias(REASON), "message")
