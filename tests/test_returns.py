@@ -23,6 +23,8 @@ from warehouse.returns import COVER_SHEET, MASK, REASON, REFERENCE
 KEY = "test-key"
 IDS = {"D001": dep.ID_NUMBERS[0], "D002": dep.ID_NUMBERS[1], "D003": dep.ID_NUMBERS[2]}
 NAMES = {"D001": "市营商局", "D002": "市公安局", "D003": "和平区政数局"}
+# 期间: the months of the files the rejected rows came from (D003 also sent the February report)
+PERIODS = {"D001": "2023-03", "D002": "2023-03", "D003": "2023-02至2023-03"}
 
 
 def run(landing: Path, warehouse: Path, exports: Path) -> dg.ExecuteInProcessResult:
@@ -46,6 +48,11 @@ def cases(landing: Path) -> None:
         row("C0006", "I002", "D002", applied="2023年13月45日"),  # row 7: unreadable time
         row("C0007", "I003", "D003", channel="邮寄"),           # row 8: channel not in the list
     ], encoding="gbk")
+    # D001 also reports monthly figures, one of them negative: its workbook gets a second sheet
+    dep.write_csv(landing / "case_volume_monthly" / "办件量月报_2023年3月.csv",
+                  ["统计月份", "实施部门编码", "办件量", "其中网上办件量"],
+                  [["2023年2月", "D001", "120", "100"], ["2023年2月", "D002", "80", "60"],
+                   ["2023年2月", "D003", "-5", "0"]])
 
 
 def sheets(path: Path) -> dict[str, pl.DataFrame]:
@@ -71,15 +78,20 @@ def workbooks(exports: Path) -> dict[str, Path]:
 
 def test_one_workbook_per_department_with_exactly_its_rows(first):
     books = workbooks(first["exports"])
-    assert sorted(books) == sorted(f"退回清单_{n}_2023-03.xlsx" for n in NAMES.values())
+    assert sorted(books) == sorted(f"退回清单_{NAMES[d]}_{PERIODS[d]}.xlsx" for d in NAMES)
     expected = {"D001": {"C0004", "C0005"}, "D002": {"C0006"}, "D003": {"C0007"}}
     for dept, name in NAMES.items():
-        content = sheets(books[f"退回清单_{name}_2023-03.xlsx"])
+        content = sheets(books[f"退回清单_{name}_{PERIODS[dept]}.xlsx"])
         cover = content.pop(COVER_SHEET)
-        assert cover.to_series(0)[0] == f"退回清单：{name}（2023-03）"
-        (data,) = content.values()
+        assert cover.to_series(0)[0] == f"退回清单：{name}（{PERIODS[dept]}）"
+        data = content.pop(next(s for s in content if s.endswith("办件明细")))
         assert set(data["办件编号"]) == expected[dept]
         assert set(data["实施部门编码"]) == {dept}
+        if dept == "D003":  # the negative monthly figure, on its own sheet
+            (monthly,) = content.values()
+            assert monthly["办件量"].to_list() == ["-5"] and set(monthly["实施部门编码"]) == {dept}
+        else:
+            assert not content
         assert data[REASON].str.len_chars().min() > 4 and data[REFERENCE].is_not_null().all()
         # personal data: masked, never clear
         assert set(data["申请人证件号码"]) == {MASK}
@@ -93,17 +105,18 @@ def _deliver_fixed(book: Path, target: Path) -> None:
     """What a clerk does: fix the highlighted cell, save, deliver back (cover sheet kept)."""
     content = sheets(book)
     cover = content.pop(COVER_SHEET)
-    (name, data), = content.items()
-    data = data.with_columns(pl.when(pl.col("申办渠道") == "邮寄").then(pl.lit("窗口办理"))
-                             .otherwise(pl.col("申办渠道")).alias("申办渠道"))
     target.parent.mkdir(parents=True, exist_ok=True)
     with xlsxwriter.Workbook(target) as wb:
         cover.write_excel(wb, COVER_SHEET, include_header=False, autofit=False)
-        data.write_excel(wb, name)
+        for name, data in content.items():  # the monthly sheet is left as it is
+            if "申办渠道" in data.columns:
+                data = data.with_columns(pl.when(pl.col("申办渠道") == "邮寄").then(pl.lit("窗口办理"))
+                                         .otherwise(pl.col("申办渠道")).alias("申办渠道"))
+            data.write_excel(wb, name)
 
 
 def test_fixed_workbook_delivered_back_loads_and_supersedes(first):
-    book = workbooks(first["exports"])["退回清单_和平区政数局_2023-03.xlsx"]
+    book = workbooks(first["exports"])["退回清单_和平区政数局_2023-02至2023-03.xlsx"]
     back = first["landing"] / "service_cases" / "退回清单_和平区政数局_2023-03_已改.xlsx"
     _deliver_fixed(book, back)
     os.utime(back)
@@ -111,9 +124,9 @@ def test_fixed_workbook_delivered_back_loads_and_supersedes(first):
     assert result.success
     writer = first["warehouse"].with_name("gm.writer.duckdb")
     with duckdb.connect(str(writer), read_only=True) as con:
-        status = con.execute("SELECT status, rows_loaded, rows_quarantined FROM quality.load_batches "
-                             "WHERE source_path LIKE '%已改.xlsx'").fetchall()
-        assert status == [("loaded", 1, 0)]
+        status = con.execute("SELECT status, rows_read, rows_loaded, rows_quarantined, rows_skipped "
+                             "FROM quality.load_batches WHERE source_path LIKE '%已改.xlsx'").fetchall()
+        assert status == [("loaded", 2, 1, 0, 1)]  # the monthly sheet's row: skipped, it belongs elsewhere
         channel, id_hash = con.execute(
             "SELECT channel, applicant_id_no FROM latest.service_cases WHERE case_no = 'C0007'").fetchall()[0]
         states = dict(con.execute("SELECT raw_values->>'办件编号', correction_status FROM quality.rejected_rows "
@@ -123,4 +136,4 @@ def test_fixed_workbook_delivered_back_loads_and_supersedes(first):
     # the masked ID the clerk left alone is the applicant's original ID (as its hash), not the mask
     original = pseudonymise(pl.DataFrame({"v": [IDS["D003"]]}), ["v"], KEY.encode())["v"][0]
     assert id_hash == original
-    assert states == {"C0007": "已更正", "C0004": "待更正", "C0005": "待更正", "C0006": "待更正"}
+    assert states == {"C0007": "已更正", "C0004": "待更正", "C0005": "待更正", "C0006": "待更正", None: "待更正"}

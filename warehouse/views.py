@@ -10,7 +10,8 @@ change without touching them and a view never holds data of its own.
     differ per department), so it is resolved from the raw values through the contract's
     header aliases: the first present of the department column's name, Chinese name and
     aliases (``dept_code``, ``实施部门编码``, ``部门编码`` ...). ``indicators`` names its
-    department (``报送单位``) instead of coding it. A row whose department cannot be read is
+    department (``报送单位``) instead of coding it; a review has no department of its own and
+    takes that of the case it reviews (``service_reviews.case_no`` -> ``service_cases``). A row whose department cannot be read is
     filed under ``未注明部门``. Rows resolved by a returned correction workbook
     (``quality.corrections``) say so.
 
@@ -55,23 +56,41 @@ def _raw_lookup(contract: Contract, names: tuple[str, ...]) -> str | None:
     return "coalesce(" + ", ".join(f"nullif(trim(q.raw_values->>{literal(h)}), '')" for h in headers) + ")"
 
 
-def department_sql() -> tuple[str, str]:
-    """(code expression, name-as-sent expression) over ``quality.quarantine AS q``, by dataset."""
-    codes, names = [], []
-    for contract in all_contracts().values():
+def _via_reference(contract: Contract) -> tuple[str, str, str] | None:
+    """(referenced dataset, its key column, raw lookup of our column) when the department is
+    only known through a referenced row: a review names its case, the case its department."""
+    contracts = all_contracts()
+    for col in contract.columns:
+        if col.reference and any(c.name in DEPARTMENT_CODE_COLUMNS for c in contracts[col.reference[0]].columns):
+            return col.reference[0], col.reference[1], _raw_lookup(contract, (col.name,))
+    return None
+
+
+def department_sql() -> tuple[str, str, str]:
+    """(code expression, name-as-sent expression, joins) over ``quality.quarantine AS q``, by dataset."""
+    codes, names, joins = [], [], []
+    dept = DEPARTMENT_CODE_COLUMNS[0]
+    for i, contract in enumerate(all_contracts().values()):
         code = _raw_lookup(contract, DEPARTMENT_CODE_COLUMNS)
         name = _raw_lookup(contract, DEPARTMENT_NAME_COLUMNS)
+        via = None if code or name else _via_reference(contract)
+        if via:
+            ref_ds, ref_col, ours = via
+            alias = f"ref{i}"
+            joins.append(f"LEFT JOIN latest.{quote(ref_ds)} AS {alias} ON q.dataset = {literal(contract.name)} "
+                         f"AND {alias}.{quote(ref_col)} = {ours}")
+            code = f"{alias}.{quote(dept)}"
         if code:
             codes.append(f"WHEN {literal(contract.name)} THEN {code}")
         if name:
             names.append(f"WHEN {literal(contract.name)} THEN {name}")
     case = "CASE q.dataset {} ELSE NULL END"
     return (case.format(" ".join(codes)) if codes else "NULL",
-            case.format(" ".join(names)) if names else "NULL")
+            case.format(" ".join(names)) if names else "NULL", "\n".join(joins))
 
 
 def rejected_rows_sql() -> str:
-    code, sent_name = department_sql()
+    code, sent_name, joins = department_sql()
     return f"""
         SELECT q.batch_id, q.dataset, b.source_path, b.received_at, q.source_sheet, q.source_row,
                dept.department_code,
@@ -85,6 +104,7 @@ def rejected_rows_sql() -> str:
                     ELSE '待更正' END AS correction_status
         FROM quality.quarantine AS q
         JOIN quality.load_batches AS b USING (batch_id)
+        {joins}
         CROSS JOIN LATERAL (SELECT {code} AS department_code, {sent_name} AS department_sent) AS dept
         LEFT JOIN latest.org_units AS o ON o.code = dept.department_code
         LEFT JOIN (SELECT * FROM quality.corrections
