@@ -11,8 +11,8 @@ change without touching them and a view never holds data of its own.
     header aliases: the first present of the department column's name, Chinese name and
     aliases (``dept_code``, ``实施部门编码``, ``部门编码`` ...). ``indicators`` names its
     department (``报送单位``) instead of coding it; a review has no department of its own and
-    takes that of the case it reviews (``service_reviews.case_no`` -> ``service_cases``). A row whose department cannot be read is
-    filed under ``未注明部门``. Rows resolved by a returned correction workbook
+    takes that of the case it reviews (``service_reviews.case_no`` -> ``service_cases``). A row
+    whose department cannot be read is filed under ``未注明部门``. Rows resolved by a returned correction workbook
     (``quality.corrections``) say so.
 
 ``marts.kpi_values_named`` / ``marts.service_volume_monthly_named``
