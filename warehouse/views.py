@@ -149,16 +149,16 @@ VOLUME_NAMED_COMMENTS = {
 }
 
 
-def _comment_view(con: duckdb.DuckDBPyConnection, view: str, comments: dict[str | None, str],
-                  inherit_from: str | None = None) -> None:
-    con.execute(f"COMMENT ON VIEW {view} IS {literal(comments[None])}")
+def _comment(con: duckdb.DuckDBPyConnection, relation: str, comments: dict[str | None, str],
+             kind: str = "VIEW", inherit_from: str | None = None) -> None:
+    """Comment a table or view and its columns; columns not named take ``inherit_from``'s comment."""
+    con.execute(f"COMMENT ON {kind} {relation} IS {literal(comments[None])}")
     inherited: dict[str, str] = {}
     if inherit_from:
-        schema, table = inherit_from.split(".")
         inherited = dict(con.execute(
-            "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
-            "AND comment IS NOT NULL AND database_name = current_database()", [schema, table]).fetchall())
-    schema, name = view.split(".")
+            "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name || '.' || table_name = ? "
+            "AND comment IS NOT NULL AND database_name = current_database()", [inherit_from]).fetchall())
+    schema, name = relation.split(".")
     for (column,) in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
             "AND database_name = current_database()", [schema, name]).fetchall():
@@ -174,25 +174,18 @@ def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 def create_corrections_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(CORRECTIONS_DDL)
-    _comment_view_or_table(con, "quality.corrections", CORRECTIONS_COMMENTS)
-
-
-def _comment_view_or_table(con: duckdb.DuckDBPyConnection, table: str, comments: dict[str | None, str]) -> None:
-    con.execute(f"COMMENT ON TABLE {table} IS {literal(comments[None])}")
-    for column, text in comments.items():
-        if column:
-            con.execute(f"COMMENT ON COLUMN {table}.{quote(column)} IS {literal(text)}")
+    _comment(con, "quality.corrections", CORRECTIONS_COMMENTS, kind="TABLE")
 
 
 def create_reader_views(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)create the readers' views; the marts views only once the marts exist."""
     create_corrections_table(con)
     con.execute(f"CREATE OR REPLACE VIEW quality.rejected_rows AS {rejected_rows_sql()}")
-    _comment_view(con, "quality.rejected_rows", REJECTED_COMMENTS)
+    _comment(con, "quality.rejected_rows", REJECTED_COMMENTS)
     if _exists(con, "marts", "kpi_values") and _exists(con, "marts", "kpi_catalogue"):
         con.execute(f"CREATE OR REPLACE VIEW marts.kpi_values_named AS {KPI_NAMED_SQL}")
-        _comment_view(con, "marts.kpi_values_named", KPI_NAMED_COMMENTS, "marts.kpi_values")
+        _comment(con, "marts.kpi_values_named", KPI_NAMED_COMMENTS, inherit_from="marts.kpi_values")
     if _exists(con, "marts", "service_volume_monthly"):
         con.execute(f"CREATE OR REPLACE VIEW marts.service_volume_monthly_named AS {VOLUME_NAMED_SQL}")
-        _comment_view(con, "marts.service_volume_monthly_named", VOLUME_NAMED_COMMENTS,
-                      "marts.service_volume_monthly")
+        _comment(con, "marts.service_volume_monthly_named", VOLUME_NAMED_COMMENTS,
+                 inherit_from="marts.service_volume_monthly")
