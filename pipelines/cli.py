@@ -23,6 +23,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def refresh(args: argparse.Namespace) -> int:
     level = "DEBUG" if args.verbose else "CRITICAL"
     run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
     run_id = str(uuid.uuid4())
+    started = time.time()
     dagster_home()
     with dg.DagsterInstance.get() as instance:
         if args.verbose:
@@ -92,7 +94,7 @@ def refresh(args: argparse.Namespace) -> int:
                                                 run_id=run_id)
             seconds = {source: t.seconds for source, t in display.timings.items()}
     out.print()
-    blocked_only = print_summary(result, seconds, out)
+    blocked_only = print_summary(result, seconds, out, started)
     return 0 if result.success or blocked_only else 1
 
 

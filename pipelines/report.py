@@ -70,7 +70,8 @@ def step_failures(result) -> list[tuple[str, str, str]]:
     return out
 
 
-def print_summary(result, seconds: dict[str, float | None] | None = None, out: Console | None = None) -> bool:
+def print_summary(result, seconds: dict[str, float | None] | None = None, out: Console | None = None,
+                  started: float = 0.0) -> bool:
     """Print the run summary; True when the only failures are blocking checks (not a run failure)."""
     out = out or console()
     warehouse = Path(os.environ["GOVMETRICS_WAREHOUSE"]).resolve()
@@ -85,11 +86,15 @@ def print_summary(result, seconds: dict[str, float | None] | None = None, out: C
     if warehouse.exists() and (result.success or not failures):
         print_kpis(warehouse, out)
     exports = Path(os.environ["GOVMETRICS_EXPORTS"]).resolve()
+    returned = sorted(p.name for p in (exports / "returns").glob("*.xlsx") if p.stat().st_mtime >= started)
+    where = Table.grid(padding=(0, 2))
+    where.add_row("分析库（只读打开）", str(warehouse))
+    where.add_row("Parquet 导出与清单", f"{exports}（每次运行另存 runs/，latest 指向最新）")
+    where.add_row("公报", str(exports / "bulletin" / "bulletin.html"))
+    where.add_row("退回清单", f"{exports / 'returns'}" + (
+        f"（本次 {len(returned)} 份：{'、'.join(returned)}）" if returned else ""))
     out.print()
-    out.print(f"分析库（只读打开）  {warehouse}")
-    out.print(f"Parquet 导出与清单  {exports}")
-    out.print(f"公报               {exports / 'bulletin' / 'bulletin.html'}")
-    out.print(f"退回清单           {exports / 'returns'}")
+    out.print(where)
     state = "[green]成功[/]" if result.success else "[yellow]有阻断的校验[/]" if failures and all(
         cls == BLOCKED for _, cls, _ in failures) else "[red]失败[/]"
     out.print(f"Dagster 运行 {result.run_id}：{state}（完整事件日志：govmetrics refresh --verbose，或 make dev）")
