@@ -88,6 +88,8 @@ def print_summary(result, seconds: dict[str, float | None] | None = None, out: C
     exports = Path(os.environ["GOVMETRICS_EXPORTS"]).resolve()
     returned = sorted(p.name for p in (exports / "returns").glob("*.xlsx") if p.stat().st_mtime >= started)
     where = Table.grid(padding=(0, 2))
+    where.add_column(no_wrap=True)
+    where.add_column(overflow="fold")
     where.add_row("分析库（只读打开）", str(warehouse))
     where.add_row("Parquet 导出与清单", f"{exports}（每次运行另存 runs/，latest 指向最新）")
     where.add_row("公报", str(exports / "bulletin" / "bulletin.html"))
