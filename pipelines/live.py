@@ -40,7 +40,7 @@ from expectations.contract import all_contracts
 POLL_SECONDS = 0.25
 STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
                dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
-STAGE_ZH = {"read": "读取", "judge": "校验", "merge": "合并", "done": "完成"}
+STAGE_ZH = {"read": "读取", "judge": "校验", "done": "完成"}
 STEPS_ZH = {"quality__load_summary": "数据质量汇总", "marts": "重算指标（marts）",
             "exports__parquet": "导出 Parquet", "exports__bulletin": "生成公报",
             "exports__returns": "生成退回清单", "exports__warehouse_snapshot": "发布分析快照"}

@@ -7,10 +7,9 @@ the other, and so that the loader can be rewritten without touching the terminal
 else. With no listener (Dagster UI runs, tests) a report costs one list lookup.
 
 ``bytes_done`` may be ``None``: polars does not say how far into a CSV it is, so
-:func:`report` estimates it from the rows staged and the average row length of the file's
-first megabyte (exact for parquet and XLSX, where the row count is known, is not needed: the
-bar then counts rows). The estimate is capped below the file size until the stage is
-``done``.
+:func:`report` estimates it from the rows staged and the average line length of the file's
+first megabyte, capped below the file size until the stage is ``done``. For binary formats
+(XLSX, JSON, Parquet) there is no estimate: the bar counts rows and fills when the file is done.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-# Stages of one file, in order. ``done`` carries the final row count.
-STAGES = ("read", "judge", "merge", "done")
+# Stages of one file, in order: staging chunks, judging the batch (duplicates, merge), finished.
+STAGES = ("read", "judge", "done")
 TEXT_SUFFIXES = {".csv", ".txt"}
 SAMPLE_BYTES = 1 << 20
 
