@@ -14,6 +14,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
+from assets.ingest import corrections
 from assets.ingest.batch import (
     BatchResult,
     load_file,
@@ -137,6 +138,9 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                 context.log.info(f"[{i}/{len(files)}] loading {path.name}")
                 results.append(load_file(con, contract, path, landing.root, personal_data_key.key_bytes,
                                          context.run.run_id, progress=context.log.info))
+                if results[-1].status != "duplicate" and corrections.is_correction(path):
+                    outcome = corrections.apply(con, contract, results[-1].batch_id, personal_data_key.key_bytes)
+                    context.log.info(f"{path.name}: returned workbook, {outcome}")
             flagged = refresh_reference_flags(con, contract)
             table = f"latest.{quote(contract.name)}"
             current = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]

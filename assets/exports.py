@@ -11,11 +11,13 @@ import duckdb
 
 from assets.core import OWNERS
 from assets.marts import KPI_VALUES, SERVICE_VOLUME
+from assets.quality import QUALITY_SUMMARY
 from pipelines.resources import ExportsFolder, Warehouse
 
 PARQUET = dg.AssetKey(["exports", "parquet"])
 BULLETIN = dg.AssetKey(["exports", "bulletin"])
 SNAPSHOT = dg.AssetKey(["exports", "warehouse_snapshot"])
+RETURNS = dg.AssetKey(["exports", "returns"])
 
 
 @dg.asset(key=PARQUET, deps=[SERVICE_VOLUME, KPI_VALUES], group_name="exports", owners=OWNERS,
@@ -24,9 +26,11 @@ SNAPSHOT = dg.AssetKey(["exports", "warehouse_snapshot"])
                       "附 _manifest.json（文件、行数、结构、运行编号）。")
 def parquet(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: ExportsFolder):
     from warehouse.exports import export_parquet
+    from warehouse.views import create_reader_views
 
     with warehouse.writer() as con:
-        summary = export_parquet(con, exports.root, context.run.run_id)
+        create_reader_views(con)  # the named marts views are exported with the marts
+        summary = export_parquet(con, exports.root, context.run.run_id, exports.keep_runs)
     return dg.MaterializeResult(metadata={"path": str(exports.root),
                                           "summary": dg.MetadataValue.json(summary)})
 
@@ -36,7 +40,22 @@ BULLETIN_MONTHS = dg.MonthlyPartitionsDefinition(start_date="2019-01", fmt="%Y-%
 BULLETIN_MONTH_METADATA = "bulletin_month"  # on the snapshot: the month the latest bulletin is for
 
 
-@dg.asset(key=SNAPSHOT, deps=[PARQUET], group_name="exports", owners=OWNERS, kinds={"duckdb"},
+@dg.asset(key=RETURNS, deps=[QUALITY_SUMMARY], group_name="exports", owners=OWNERS, kinds={"xlsx"},
+          description="退回清单：本次运行有隔离行的每个部门一个 XLSX（退回清单_<部门>_<期间>.xlsx），"
+                      "按部门原样列出被拒绝的行（个人信息脱敏）、标出出错的列并写明原因；"
+                      "改正后放回落地目录即作为更正载入。")
+def returns(context: dg.AssetExecutionContext, warehouse: Warehouse, exports: ExportsFolder):
+    from warehouse.returns import write_returns
+    from warehouse.views import create_reader_views
+
+    with warehouse.writer() as con:
+        create_reader_views(con)
+        paths = write_returns(con, exports.root / "returns", context.run.run_id)
+    return dg.MaterializeResult(metadata={"workbooks": len(paths),
+                                          "files": dg.MetadataValue.json([p.name for p in paths])})
+
+
+@dg.asset(key=SNAPSHOT, deps=[PARQUET, RETURNS], group_name="exports", owners=OWNERS, kinds={"duckdb"},
           description="分析用只读快照：把写入副本检查点后原子替换到 GOVMETRICS_WAREHOUSE，"
                       "分析人员查询时不会遇到锁。")
 def warehouse_snapshot(warehouse: Warehouse):

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Generate the bundled sample landing folder and the figures the pipeline must compute from it.
 
-    uv run python data/generate_sample.py            # writes data/sample/
-    uv run python data/generate_sample.py --out DIR  # DIR/landing/..., DIR/expected_kpis.json
+    .venv/bin/python data/generate_sample.py            # writes data/sample/
+    .venv/bin/python data/generate_sample.py --out DIR  # DIR/landing/..., DIR/expected_kpis.json
 
 Deterministic: every random draw comes from a ``random.Random`` seeded with a fixed string,
 XLSX files carry a fixed creation time, Parquet files no time-dependent metadata, so two runs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.core import core_assets, cross_checks, landing_specs
-from assets.exports import SNAPSHOT, bulletin, parquet, warehouse_snapshot
+from assets.exports import SNAPSHOT, bulletin, parquet, returns, warehouse_snapshot
 from assets.marts import marts
 from assets.quality import load_summary
 from pipelines.automation import (
@@ -33,7 +33,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
-ASSETS = [*landing_specs, *core_assets, load_summary, marts, parquet, bulletin, warehouse_snapshot]
+ASSETS = [*landing_specs, *core_assets, load_summary, marts, parquet, bulletin, returns, warehouse_snapshot]
 
 defs = dg.Definitions(
     assets=ASSETS,

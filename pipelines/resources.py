@@ -39,7 +39,11 @@ def dagster_home() -> Path:
     """``DAGSTER_HOME`` (default ``var/dagster_home``): run history in SQLite, shared by the CLI and the UI."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # an empty file: the default instance, without Dagster's warning
+    config = home / "dagster.yaml"
+    if not config.exists() or not config.read_text().strip():
+        # The default instance (a file, so Dagster does not warn), without the usage-statistics
+        # upload and its 16-line banner on the first run: a government pipeline sends nothing out.
+        config.write_text("telemetry:\n  enabled: false\n")
     return home
 
 
@@ -77,6 +81,8 @@ class ExportsFolder(dg.ConfigurableResource):
     """Where Parquet exports, the manifest and the bulletin are written."""
 
     path: str
+    # Run folders kept under exports/runs/ (each run's Parquet files and manifest; see export_runs.py).
+    keep_runs: int = 10
 
     @property
     def root(self) -> Path:

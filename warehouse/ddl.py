@@ -131,6 +131,9 @@ def create_core_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> Non
     )
     con.execute(f"COMMENT ON VIEW latest.{quote(contract.name)} IS "
                 f"{literal(contract.title_zh + '（当前有效版本）')}")
+    # A view's columns carry no comment of their own: analysts browse latest.*, so repeat them.
+    for c, _, text in core_columns(contract):
+        con.execute(f"COMMENT ON COLUMN latest.{quote(contract.name)}.{quote(c)} IS {literal(text)}")
 
 
 def create_all(con: duckdb.DuckDBPyConnection) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.ingest import progress as progress_hook
 from assets.ingest.dating import date_tables
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
@@ -161,6 +162,8 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     batch, which ``recover_interrupted`` undoes on the next run.
     """
     source = relative(path, landing)
+    size = path.stat().st_size
+    progress_hook.report(contract.name, source, 0, 0, size, "read", path)
     sha = sha256_of(path)
     result = BatchResult(_new_batch_id(contract.name, sha), contract.name, source, "loading")
     try:
@@ -177,6 +180,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     finally:
         con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
                     f"DROP TABLE IF EXISTS {MATCHED}; DROP TABLE IF EXISTS {REJECTED_KEYS}")
+    progress_hook.report(contract.name, source, result.rows_read, None, size, "done", path)
     progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
              f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
     return result
@@ -195,6 +199,7 @@ def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pi
     _record(con, result, sha, run_id)  # 'loading': what recover_interrupted finds if this process dies
     rules, flagged = _rules_for(con, contract)
     staged = _stage(con, contract, path, result, rules, pii_key, progress)
+    progress_hook.report(contract.name, result.source_path, result.rows_read, None, path.stat().st_size, "judge", path)
     loaded_at, period = None, (None, None)
     if result.status == "failed":  # unreadable half-way: the rows it quarantined go too
         discard_batch(con, contract.name, result.batch_id)
@@ -285,6 +290,7 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
     table was made.
     """
     judged = _judged_select(rules)
+    size = path.stat().st_size
     keys = ", ".join(quote(k) for k in contract.keys)
     if contract.as_of_column:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {REJECTED_KEYS} AS SELECT {keys} FROM core.{quote(contract.name)} "
@@ -360,6 +366,7 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
             con.unregister("govmetrics_chunk")
             result.lap("judge", started)
             progress(f"{result.source_path}: staged {result.rows_read:,} rows")
+            progress_hook.report(contract.name, result.source_path, result.rows_read, None, size, "read", path)
             started = time.perf_counter()
         if dating is not None and (note := dating.note(where, undated)):
             notes.append(note)
