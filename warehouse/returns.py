@@ -91,8 +91,9 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def rejected_this_run(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    """Rows quarantined by the batches of ``run_id`` and not yet corrected, with their department."""
+def rejected_this_run(con: duckdb.DuckDBPyConnection, run_id: str, rows_per_file: int = ROWS_PER_FILE) -> pl.DataFrame:
+    """Rows quarantined by the batches of ``run_id`` and not yet corrected, with their department:
+    the first ``rows_per_file`` of each source file, with the counts of all of them."""
     sql = f"""
         SELECT r.*, {reference_sql('r')} AS reference, b.period_min, b.period_max,
                count(*) OVER (PARTITION BY r.department, r.dataset, r.rule) AS rule_rows,
@@ -102,7 +103,7 @@ def rejected_this_run(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFra
         QUALIFY row_number() OVER (PARTITION BY r.department, r.dataset, r.source_path
                                    ORDER BY r.source_sheet, r.source_row) <= ?
         ORDER BY r.department, r.dataset, r.source_path, r.source_sheet, r.source_row"""
-    arrow = con.sql(sql, params=[run_id, ROWS_PER_FILE]).to_arrow_table()
+    arrow = con.sql(sql, params=[run_id, rows_per_file]).to_arrow_table()
     return pl.from_arrow(arrow) if arrow.num_rows else pl.DataFrame()
 
 
@@ -180,10 +181,10 @@ def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str)
 
 
 def write_returns(con: duckdb.DuckDBPyConnection, out_dir: Path, run_id: str,
-                  run_date: datetime | None = None) -> list[Path]:
+                  run_date: datetime | None = None, rows_per_file: int = ROWS_PER_FILE) -> list[Path]:
     """Write this run's workbooks under ``out_dir``; returns their paths (none if nothing was rejected)."""
     run_date = run_date or datetime.now()
-    rows = rejected_this_run(con, run_id)
+    rows = rejected_this_run(con, run_id, rows_per_file)
     if rows.is_empty():
         return []
     paths = []
