@@ -150,10 +150,11 @@ def _accounting(work: Path) -> dict:
         rows = con.execute("""
             SELECT dataset, sum(rows_read)::BIGINT, sum(rows_loaded)::BIGINT, sum(rows_quarantined)::BIGINT,
                    sum(rows_skipped)::BIGINT, bool_and(rows_read = rows_loaded + rows_quarantined + rows_skipped),
-                   list(DISTINCT status ORDER BY status)
+                   list(DISTINCT status ORDER BY status), list(reason) FILTER (WHERE status = 'failed')
             FROM quality.load_batches GROUP BY ALL ORDER BY ALL""").fetchall()
-    return {d: {"read": r, "loaded": lo, "quarantined": q, "skipped": s, "adds_up": ok, "statuses": st}
-            for d, r, lo, q, s, ok, st in rows}
+    return {d: {"read": r, "loaded": lo, "quarantined": q, "skipped": s, "adds_up": ok, "statuses": st,
+                "failures": failed or []}
+            for d, r, lo, q, s, ok, st, failed in rows}
 
 
 def side_peer(csv: Path, work: Path, encoding: str) -> dict:
@@ -299,6 +300,8 @@ def _print(report: dict) -> None:
     for dataset, r in pipe["rows"].items():
         print(f"  {dataset:<20} read {r['read']:>12,} loaded {r['loaded']:>12,} quarantined {r['quarantined']:>9,} "
               f"skipped {r['skipped']:>5,} adds up: {r['adds_up']}  {r['statuses']}")
+        for reason in r["failures"]:
+            print(f"    failed: {reason}")
     if inc := report.get("incremental"):
         b, p, r = inc["bare"], inc["pipeline"], inc["rerun"]
         publish = p["snapshot"].get("seconds", 0.0)

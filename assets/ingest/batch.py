@@ -166,6 +166,10 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     progress_hook.report(contract.name, source, 0, 0, size, "read", path)
     sha = sha256_of(path)
     result = BatchResult(_new_batch_id(contract.name, sha), contract.name, source, "loading")
+    # Row order inside the warehouse means nothing (every read orders by key or time), and keeping
+    # it makes DuckDB buffer a big INSERT ... SELECT in memory: a 70-million-row append ran out of
+    # memory under the writer's limit. Reset afterwards for the exports and marts.
+    con.execute("SET preserve_insertion_order = false")
     try:
         _load(con, contract, path, sha, result, pii_key, run_id, progress)
     except Exception as exc:  # one failure never stops the other files
@@ -179,7 +183,8 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
         _record(con, result, sha, run_id)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
-                    f"DROP TABLE IF EXISTS {MATCHED}; DROP TABLE IF EXISTS {REJECTED_KEYS}")
+                    f"DROP TABLE IF EXISTS {MATCHED}; DROP TABLE IF EXISTS {REJECTED_KEYS}; "
+                    f"RESET preserve_insertion_order")
     progress_hook.report(contract.name, source, result.rows_read, None, size, "done", path)
     progress(f"{source}: {result.status} read={result.rows_read} loaded={result.rows_loaded} "
              f"quarantined={result.rows_quarantined} skipped={result.rows_skipped}")
@@ -413,7 +418,7 @@ def _judged_select(rules: list[RowRule]) -> str:
         raise ValueError(f"at most 64 row rules per dataset, not {len(rules)}")
     bits = " | ".join(f"(CASE WHEN {r.broken_sql} THEN {1 << (i - 1)} ELSE 0 END)::UBIGINT"
                       for i, r in enumerate(rules, 1))
-    return f"SELECT {bits} AS __broken FROM govmetrics_chunk"
+    return f"SELECT {bits} AS __broken FROM govmetrics_chunk ORDER BY __seq"  # in the chunk's order
 
 
 def _broken_rules(rules: list[RowRule]) -> tuple[str, str]:
