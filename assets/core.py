@@ -18,7 +18,9 @@ from assets.metadata import md_table, query_frame
 from expectations.contract import Contract, all_contracts
 from expectations.sql import quote
 from expectations.suites import ExpectationSpec, suite_for
+from pipelines.preflight import PreflightError, check_key, check_landing, is_production
 from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
+from warehouse.keyring import KeyMismatch, ensure_key
 from warehouse.writer import now, writer_path
 
 OWNERS = ["team:data-engineering"]
@@ -99,6 +101,15 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
     return outcomes
 
 
+def guard_inputs(landing: LandingFolder, key: PersonalDataKey) -> None:
+    """The preflight checks a run repeats for itself (a daemon-launched run has no CLI before it)."""
+    try:
+        check_landing(landing.root)
+        check_key(key.key, is_production())
+    except PreflightError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
 def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
     own_specs = [s for s in suite_for(contract) if not s.needs]
     deps = [landing_key(contract.name), *(core_key(d) for d in contract.upstream)]
@@ -120,7 +131,12 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
     def _core(context: dg.AssetExecutionContext, landing: LandingFolder, warehouse: Warehouse,
               personal_data_key: PersonalDataKey) -> dg.MaterializeResult:
         results: list[BatchResult] = []
+        guard_inputs(landing, personal_data_key)
         with warehouse.writer() as con:
+            try:
+                ensure_key(con, personal_data_key.key_bytes)
+            except KeyMismatch as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
             files = pending_files(con, landing.root, contract.name)
             context.log.info(f"{contract.name}: {len(files)} new file(s) in {landing.root / contract.name}")
             for i, path in enumerate(files, 1):

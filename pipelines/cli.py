@@ -13,15 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.resources import apply_defaults, dagster_home
-
-
-def _instance():
-    import dagster as dg
-
-    dagster_home()
-    return dg.DagsterInstance.get()
-
+from pipelines.resources import apply_defaults
 
 # Progress (one line per file and check failure) without Dagster's per-event debug lines.
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -30,10 +22,12 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 def refresh(args: argparse.Namespace) -> int:
     apply_defaults()
     from pipelines.definitions import defs
+    from pipelines.guard import guarded_refresh
 
     job = defs.resolve_job_def("refresh")
-    with _instance() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+    with guarded_refresh(args.wait) as guard:  # preflight, writer lock, recovery: one line on refusal
+        result = job.execute_in_process(instance=guard.instance, run_id=guard.run_id,
+                                        raise_on_error=False, run_config=QUIET)
     from pipelines.report import print_summary
 
     blocked_only = print_summary(result)
@@ -52,8 +46,10 @@ def kpis(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="govmetrics", description="沈阳市政务数据指标流水线 (govmetrics)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("refresh", help="load pending landed files and rebuild everything downstream"
-                   ).set_defaults(func=refresh)
+    cmd = sub.add_parser("refresh", help="load pending landed files and rebuild everything downstream")
+    cmd.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                     help="wait this long for a running refresh to finish instead of exiting at once")
+    cmd.set_defaults(func=refresh)
     sub.add_parser("kpis", help="print the latest KPI values from the published warehouse").set_defaults(func=kpis)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 
-from pipelines.resources import apply_defaults, dagster_home
+from pipelines.instance import dagster_home
+from pipelines.resources import apply_defaults
 
 
 def main() -> int:

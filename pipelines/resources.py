@@ -15,6 +15,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipelines import preflight
+from pipelines.lock import writer_lock
+from warehouse.recovery import recover
 from warehouse.writer import open_writer, publish
 
 # Defaults for a checkout: the bundled sample in, a git-ignored var/ folder out.
@@ -23,24 +26,22 @@ DEFAULTS = {
     "GOVMETRICS_WAREHOUSE": "var/warehouse/govmetrics.duckdb",
     "GOVMETRICS_EXPORTS": "var/exports",
     # Development only: a real deployment sets its own secret key. Hashes made with this key
-    # are reproducible by anyone who reads this file.
-    "GOVMETRICS_PII_KEY": "DEVELOPMENT-ONLY-KEY-not-for-production",
+    # are reproducible by anyone who reads this file; every run that uses it says so.
+    "GOVMETRICS_PII_KEY": preflight.DEV_KEY,
 }
 
 
 def apply_defaults(environ: dict[str, str] | None = None) -> None:
-    """Fill unset GOVMETRICS_* variables with the checkout defaults (called by launchers, not at import)."""
+    """Fill unset GOVMETRICS_* variables with the checkout defaults (called by launchers, not at import).
+
+    With ``GOVMETRICS_ENV=production`` nothing is filled: a production run names its own folders
+    and key, and preflight refuses what is missing.
+    """
     environ = os.environ if environ is None else environ
+    if preflight.is_production(environ):
+        return
     for name, value in DEFAULTS.items():
         environ.setdefault(name, value)
-
-
-def dagster_home() -> Path:
-    """``DAGSTER_HOME`` (default ``var/dagster_home``): run history in SQLite, shared by the CLI and the UI."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # an empty file: the default instance, without Dagster's warning
-    return home
 
 
 class LandingFolder(dg.ConfigurableResource):
@@ -59,6 +60,21 @@ class Warehouse(dg.ConfigurableResource):
     path: str
     # DuckDB spills to disk past this, so a file of any size loads in bounded memory.
     memory_limit: str = "1GB"
+    # A run that finds another writer (pipelines.lock) waits this long for it, then fails.
+    lock_wait_seconds: float = 3600
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[Warehouse]:
+        """For a whole run: check the folder, hold the writer lock, clean up after a killed run.
+
+        The CLI does the same before starting a run, so there this finds its own lock held.
+        """
+        preflight.check_warehouse(self.published)
+        with writer_lock(self.published, context.run_id or "?", self.lock_wait_seconds) as dead:
+            if dead is not None:
+                done = recover(self.published, dead.run_id, context.instance)
+                context.log.warning(done.summary())
+            yield self
 
     @property
     def published(self) -> Path:
@@ -87,6 +103,10 @@ class PersonalDataKey(dg.ConfigurableResource):
     """Key of the HMAC that replaces ID numbers and phone numbers before anything is written."""
 
     key: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        for warning in preflight.check_key(self.key, preflight.is_production()):
+            context.log.warning(warning)
 
     @property
     def key_bytes(self) -> bytes:

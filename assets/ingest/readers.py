@@ -677,7 +677,8 @@ def _read_text(path: Path, chunk_rows: int) -> list[SourceTable]:
 
 
 def _transcode(path: Path, encoding: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix="govmetrics-", suffix=".utf8.csv")
+    # The pid in the name lets warehouse.recovery remove the file if this process is killed.
+    fd, name = tempfile.mkstemp(prefix=f"govmetrics-{os.getpid()}-", suffix=".utf8.csv")
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     try:
         with open(path, "rb") as fin, os.fdopen(fd, "wb") as fout:

@@ -1,0 +1,94 @@
+"""The Dagster instance: SQLite under ``var/dagster_home`` on a laptop, PostgreSQL in production.
+
+``GOVMETRICS_DAGSTER_PG_URL`` (``postgresql://user:password@host:port/db``) selects the
+PostgreSQL run, event-log and schedule storage (``dagster-postgres``); unset, the instance
+keeps Dagster's SQLite default under ``DAGSTER_HOME``. Either way ``dagster.yaml`` also holds
+the writer policy: daemon-launched runs that write the warehouse are queued one at a time
+(tag ``govmetrics/writer``, pool ``govmetrics_warehouse``), and run monitoring marks a run
+whose process died as failed.
+
+We only manage a ``dagster.yaml`` that is empty or carries our marker, so an operator's own
+file is never overwritten. Creating the instance the first time migrates its SQLite storage;
+two processes doing that at once left two alembic heads (issue 8), so ``open_instance``
+serialises creation with a lock file in ``DAGSTER_HOME``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+PG_URL_VAR = "GOVMETRICS_DAGSTER_PG_URL"
+MARKER = "# managed by govmetrics (pipelines/instance.py)"
+WRITER_TAG = "govmetrics/writer"
+WRITER_POOL = "govmetrics_warehouse"
+
+# One writer at a time for runs the daemon launches; the CLI also takes pipelines.lock.
+POLICY = f"""\
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: {WRITER_TAG}
+        limit: 1
+  pools:
+    default_limit: 1
+    granularity: run
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+"""
+
+POSTGRES = f"""\
+storage:
+  postgres:
+    postgres_url:
+      env: {PG_URL_VAR}
+"""
+
+# The SQLite default keeps run monitoring off: a laptop rarely runs the daemon, and the CLI's
+# own recovery (warehouse.recovery) marks a killed run as failed on the next refresh.
+SQLITE_POLICY = POLICY.split("run_monitoring:")[0]
+
+
+def instance_yaml(environ: dict[str, str] | None = None) -> str:
+    """The ``dagster.yaml`` for this environment: PostgreSQL storage when the URL is set."""
+    environ = os.environ if environ is None else environ
+    if environ.get(PG_URL_VAR):
+        return f"{MARKER}\n{POSTGRES}{POLICY}"
+    return f"{MARKER}\n{SQLITE_POLICY}"
+
+
+def dagster_home(environ: dict[str, str] | None = None) -> Path:
+    """``DAGSTER_HOME`` (default ``var/dagster_home``) with a ``dagster.yaml`` for this environment."""
+    environ = os.environ if environ is None else environ
+    home = Path(environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    current = config.read_text(encoding="utf-8") if config.exists() else ""
+    wanted = instance_yaml(environ)
+    if current != wanted and (not current.strip() or current.startswith(MARKER)):
+        tmp = config.with_name(f".dagster.yaml.{os.getpid()}.tmp")
+        tmp.write_text(wanted, encoding="utf-8")
+        os.replace(tmp, config)
+    return home
+
+
+@contextmanager
+def open_instance() -> Iterator[dg.DagsterInstance]:
+    """The instance under ``DAGSTER_HOME``, created (and migrated) by one process at a time."""
+    home = dagster_home()
+    with open(home / ".instance.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held only while the storage is created and migrated
+        try:
+            instance = dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    with instance:
+        yield instance
