@@ -25,7 +25,8 @@ def refresh(args: argparse.Namespace) -> int:
     from pipelines.guard import guarded_refresh
 
     job = defs.resolve_job_def("refresh")
-    with guarded_refresh(args.wait) as guard:  # preflight, writer lock, recovery: one line on refusal
+    # preflight, writer lock, recovery (one line and a non-zero exit on refusal)
+    with guarded_refresh(args.wait, rotate_key=getattr(args, "yes", False)) as guard:
         result = job.execute_in_process(instance=guard.instance, run_id=guard.run_id,
                                         raise_on_error=False, run_config=QUIET)
     from pipelines.report import print_summary
@@ -34,6 +35,15 @@ def refresh(args: argparse.Namespace) -> int:
     if result.success or blocked_only:
         return 0
     return 1
+
+
+def rotate_key(args: argparse.Namespace) -> int:
+    if not args.yes:
+        from warehouse.keyring import ROTATION_NOTE
+
+        print(ROTATION_NOTE, file=sys.stderr)
+        return 2
+    return refresh(args)
 
 
 def kpis(args: argparse.Namespace) -> int:
@@ -50,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                      help="wait this long for a running refresh to finish instead of exiting at once")
     cmd.set_defaults(func=refresh)
+    cmd = sub.add_parser("rotate-key", help="rebuild the warehouse with a new GOVMETRICS_PII_KEY (see README)")
+    cmd.add_argument("--yes", action="store_true", help="set the old warehouse aside and reload every landed file")
+    cmd.add_argument("--wait", type=float, default=0, metavar="SECONDS")
+    cmd.set_defaults(func=rotate_key)
     sub.add_parser("kpis", help="print the latest KPI values from the published warehouse").set_defaults(func=kpis)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -42,8 +42,12 @@ def refuse(message: str, status: int) -> SystemExit:
 
 
 @contextmanager
-def guarded_refresh(wait_seconds: float = 0) -> Iterator[Guarded]:
-    """Yield (instance, run id) for one refresh while holding the writer lock; exit on refusal."""
+def guarded_refresh(wait_seconds: float = 0, rotate_key: bool = False) -> Iterator[Guarded]:
+    """Yield (instance, run id) for one refresh while holding the writer lock; exit on refusal.
+
+    ``rotate_key``: instead of refusing a key the warehouse was not built with, set the old
+    warehouse aside (``warehouse.keyring.set_aside``) so the run reloads everything with it.
+    """
     try:
         warnings = preflight.check_all()
     except preflight.PreflightError as exc:
@@ -62,6 +66,10 @@ def guarded_refresh(wait_seconds: float = 0) -> Iterator[Guarded]:
         done = recover(warehouse, dead.run_id if dead else None, instance)
         if dead is not None:
             print(done.summary(), file=sys.stderr)
+        if rotate_key:
+            for kept in keyring.set_aside(warehouse):
+                print(f"旧仓库已保留为 {kept}（旧密钥的哈希值）；本次用新密钥从落地目录重新载入全部文件",
+                      file=sys.stderr)
         try:
             keyring.check_key(warehouse, os.environ["GOVMETRICS_PII_KEY"].encode("utf-8"))
         except keyring.KeyMismatch as exc:

@@ -3,9 +3,10 @@
 ``GOVMETRICS_DAGSTER_PG_URL`` (``postgresql://user:password@host:port/db``) selects the
 PostgreSQL run, event-log and schedule storage (``dagster-postgres``); unset, the instance
 keeps Dagster's SQLite default under ``DAGSTER_HOME``. Either way ``dagster.yaml`` also holds
-the writer policy: daemon-launched runs that write the warehouse are queued one at a time
-(tag ``govmetrics/writer``, pool ``govmetrics_warehouse``), and run monitoring marks a run
-whose process died as failed.
+the writer policy: daemon-launched runs of the ``refresh`` job are queued one at a time
+(tag ``govmetrics/writer``), and, on PostgreSQL, run monitoring marks a run whose process
+died as failed. Any other run that writes the warehouse (an asset materialised by hand in
+the UI) waits for the writer lock its ``Warehouse`` resource takes (``pipelines.lock``).
 
 We only manage a ``dagster.yaml`` that is empty or carries our marker, so an operator's own
 file is never overwritten. Creating the instance the first time migrates its SQLite storage;
@@ -26,7 +27,6 @@ import dagster as dg
 PG_URL_VAR = "GOVMETRICS_DAGSTER_PG_URL"
 MARKER = "# managed by govmetrics (pipelines/instance.py)"
 WRITER_TAG = "govmetrics/writer"
-WRITER_POOL = "govmetrics_warehouse"
 
 # One writer at a time for runs the daemon launches; the CLI also takes pipelines.lock.
 POLICY = f"""\
@@ -35,9 +35,6 @@ concurrency:
     tag_concurrency_limits:
       - key: {WRITER_TAG}
         limit: 1
-  pools:
-    default_limit: 1
-    granularity: run
 run_monitoring:
   enabled: true
   start_timeout_seconds: 180

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from assets.ingest.limits import MB, Limits
 from pipelines import preflight
 from pipelines.lock import writer_lock
 from warehouse.recovery import recover
@@ -111,3 +112,18 @@ class PersonalDataKey(dg.ConfigurableResource):
     @property
     def key_bytes(self) -> bytes:
         return self.key.encode("utf-8")
+
+
+class IngestLimits(dg.ConfigurableResource):
+    """How big a landed file may be (``assets.ingest.limits``); change per run in the run config."""
+
+    max_file_mb: int = Limits.max_file_bytes // MB
+    max_xlsx_uncompressed_mb: int = Limits.max_xlsx_uncompressed_bytes // MB
+    max_sheet_rows: int = Limits.max_sheet_rows
+    max_columns: int = Limits.max_columns
+    max_field_chars: int = Limits.max_field_chars
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_file_mb * MB, self.max_xlsx_uncompressed_mb * MB, self.max_sheet_rows,
+                      self.max_columns, self.max_field_chars)

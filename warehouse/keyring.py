@@ -22,6 +22,8 @@ import duckdb
 from warehouse.writer import now, writer_path
 
 SETTING = "pii_key_fingerprint"
+ROTATION_NOTE = ("更换个人信息密钥：哈希值无法换密钥重算，只能用新密钥从落地目录重新载入全部文件；"
+                 "旧仓库会改名保留（仓库历史从本次重新开始）。确认后运行 govmetrics rotate-key --yes")
 LABEL = b"govmetrics/pii-key-fingerprint/v1"
 
 
@@ -67,3 +69,22 @@ def check_key(published: Path, key: bytes) -> None:
             if recorded is not None and recorded != fingerprint(key):
                 raise KeyMismatch(mismatch_message(recorded, fingerprint(key)))
             return
+
+
+def set_aside(published: Path) -> list[Path]:
+    """Rename the working copy and the published file to ``*.before-key-rotation-<time>.duckdb``.
+
+    The next refresh then starts an empty warehouse and loads every file still in the landing
+    folder with the new key. The old files are kept (history, and files no longer landed).
+    """
+    stamp = f"{now():%Y%m%dT%H%M%S}"
+    kept = []
+    for path in (writer_path(published), published):
+        if path.exists():
+            target = path.with_name(f"{path.stem}.before-key-rotation-{stamp}{path.suffix}")
+            path.rename(target)
+            wal = path.with_name(path.name + ".wal")
+            if wal.exists():
+                wal.rename(target.with_name(target.name + ".wal"))
+            kept.append(target)
+    return kept

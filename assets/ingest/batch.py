@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.ingest.limits import DEFAULT, Limits
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
@@ -104,7 +105,7 @@ def _record(con: duckdb.DuckDBPyConnection, result: BatchResult, sha: str, run_i
 
 def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, landing: Path,
               pii_key: bytes, run_id: str | None = None,
-              progress: Callable[[str], None] = log.info) -> BatchResult:
+              progress: Callable[[str], None] = log.info, limits: Limits = DEFAULT) -> BatchResult:
     """Load one file; never raises for a bad file (the failure is recorded as a batch)."""
     source = relative(path, landing)
     sha = sha256_of(path)
@@ -126,7 +127,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     # transaction covers every write a reader could see: quarantine, core, load_batches.
     try:
         rules, flags = _rules_for(con, contract)
-        result, encoding, staged = _stage(con, contract, path, source, batch_id, rules, pii_key, progress)
+        result, encoding, staged = _stage(con, contract, path, source, batch_id, rules, pii_key, progress, limits)
         loaded_at = _judge(con, contract, flags, batch_id) if staged else None
         con.execute("BEGIN TRANSACTION")
         try:
@@ -136,10 +137,13 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
         except BaseException:
             con.execute("ROLLBACK")
             raise
+    except UnreadableFile as exc:  # found while streaming (a broken row, a limit): the department's file
+        result = BatchResult(batch_id, contract.name, source, "failed", reason=f"文件无法读取：{exc}")
+        _record(con, result, sha, run_id)
     except Exception as exc:  # one bad file never stops the others
         log.exception("loading %s failed", source)
         result = BatchResult(batch_id, contract.name, source, "failed",
-                             reason=f"载入时发生内部错误，文件未载入（{type(exc).__name__}: {exc}）")
+                             reason=f"载入时发生内部错误，文件未载入（{type(exc).__name__}，详见运行日志）")
         _record(con, result, sha, run_id)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
@@ -150,7 +154,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
 
 
 def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rules: list[RowRule],
-           pii_key: bytes, progress) -> tuple[BatchResult, str | None, bool]:
+           pii_key: bytes, progress, limits: Limits = DEFAULT) -> tuple[BatchResult, str | None, bool]:
     """Read and normalise every table of the file into the staging table (if it has rows).
 
     The row rules are judged as each chunk goes in (they read only the row itself and the
@@ -160,7 +164,7 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
     checked = _checked_select(rules)
     result = BatchResult(batch_id, contract.name, source, "loaded")
     try:
-        tables = read_file(path)
+        tables = read_file(path, limits=limits)
     except UnreadableFile as exc:
         result.status, result.reason = "failed", f"文件无法读取：{exc}"
         return result, None, False
