@@ -19,7 +19,7 @@ from expectations.contract import Contract, all_contracts
 from expectations.sql import quote
 from expectations.suites import ExpectationSpec, suite_for
 from pipelines.preflight import PreflightError, check_key, check_landing, is_production
-from pipelines.resources import IngestLimits, LandingFolder, PersonalDataKey, Warehouse
+from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
 from warehouse.keyring import KeyMismatch, ensure_key
 from warehouse.writer import now, writer_path
 
@@ -129,7 +129,7 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                   "keys": ", ".join(contract.keys)},
     )
     def _core(context: dg.AssetExecutionContext, landing: LandingFolder, warehouse: Warehouse,
-              personal_data_key: PersonalDataKey, ingest_limits: IngestLimits) -> dg.MaterializeResult:
+              personal_data_key: PersonalDataKey) -> dg.MaterializeResult:
         results: list[BatchResult] = []
         guard_inputs(landing, personal_data_key)
         with warehouse.writer() as con:
@@ -143,7 +143,7 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                 context.log.info(f"[{i}/{len(files)}] loading {path.name}")
                 results.append(load_file(con, contract, path, landing.root, personal_data_key.key_bytes,
                                          context.run.run_id, progress=context.log.info,
-                                         limits=ingest_limits.limits))
+                                         limits=landing.limits))
             flagged = refresh_reference_flags(con, contract)
             table = f"latest.{quote(contract.name)}"
             current = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]

@@ -14,7 +14,7 @@ from assets.exports import bulletin, parquet, warehouse_snapshot
 from assets.marts import marts
 from assets.quality import load_summary
 from pipelines.automation import landing_sensor, monthly_refresh, refresh_job
-from pipelines.resources import ExportsFolder, IngestLimits, LandingFolder, PersonalDataKey, Warehouse
+from pipelines.resources import ExportsFolder, LandingFolder, PersonalDataKey, Warehouse
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
@@ -23,7 +23,6 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         "warehouse": Warehouse(path=dg.EnvVar("GOVMETRICS_WAREHOUSE")),
         "exports": ExportsFolder(path=dg.EnvVar("GOVMETRICS_EXPORTS")),
         "personal_data_key": PersonalDataKey(key=dg.EnvVar("GOVMETRICS_PII_KEY")),
-        "ingest_limits": IngestLimits(),
     }
 
 

@@ -49,10 +49,22 @@ class LandingFolder(dg.ConfigurableResource):
     """The folder departments deliver into: ``<path>/<dataset>/<any name>.<csv|xlsx|json|parquet>``."""
 
     path: str
+    # What one landed file may make the loader read (assets.ingest.limits); a file past a limit
+    # becomes a failed batch with a reason for the department. Change per run in the run config.
+    max_file_mb: int = Limits.max_file_bytes // MB
+    max_xlsx_uncompressed_mb: int = Limits.max_xlsx_uncompressed_bytes // MB
+    max_sheet_rows: int = Limits.max_sheet_rows
+    max_columns: int = Limits.max_columns
+    max_field_chars: int = Limits.max_field_chars
 
     @property
     def root(self) -> Path:
         return Path(self.path).resolve()
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_file_mb * MB, self.max_xlsx_uncompressed_mb * MB, self.max_sheet_rows,
+                      self.max_columns, self.max_field_chars)
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -113,17 +125,3 @@ class PersonalDataKey(dg.ConfigurableResource):
     def key_bytes(self) -> bytes:
         return self.key.encode("utf-8")
 
-
-class IngestLimits(dg.ConfigurableResource):
-    """How big a landed file may be (``assets.ingest.limits``); change per run in the run config."""
-
-    max_file_mb: int = Limits.max_file_bytes // MB
-    max_xlsx_uncompressed_mb: int = Limits.max_xlsx_uncompressed_bytes // MB
-    max_sheet_rows: int = Limits.max_sheet_rows
-    max_columns: int = Limits.max_columns
-    max_field_chars: int = Limits.max_field_chars
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(self.max_file_mb * MB, self.max_xlsx_uncompressed_mb * MB, self.max_sheet_rows,
-                      self.max_columns, self.max_field_chars)
