@@ -21,6 +21,7 @@ from expectations.suites import ExpectationSpec, suite_for
 from pipelines.preflight import PreflightError, check_key, check_landing, is_production
 from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
 from warehouse.keyring import KeyMismatch, ensure_key
+from warehouse.stages import stage
 from warehouse.writer import now, writer_path
 
 OWNERS = ["team:data-engineering"]
@@ -94,6 +95,7 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
             [[run_id, batch_id, contract.name, f"{contract.name}_suite", o.name, o.severity, bool(o.success),
               json.dumps(_jsonable(o.observed_value), ensure_ascii=False), o.unexpected_count, checked_at]
              for o in outcomes for batch_id in (batch_ids or [None])])
+    stage("checking")  # this dataset's results are in, the run's other checks are not
     for o in outcomes:
         if not o.success:
             log.warning(f"check {contract.name}.{o.name} ({o.severity}) failed: unexpected={o.unexpected_count} "

@@ -59,7 +59,9 @@ def check_warehouse(published: Path) -> None:
 
 def check_key(key: str | None, production: bool) -> list[str]:
     """Errors for a missing key (or the development key in production); the warnings to print."""
-    if key is None or not key.strip():
+    if key is None:
+        raise PreflightError("未设置 GOVMETRICS_PII_KEY（个人信息密钥），无法对身份证号和电话号码脱敏，未做任何处理")
+    if not key.strip():
         raise PreflightError("个人信息密钥为空（GOVMETRICS_PII_KEY），无法对身份证号和电话号码脱敏，未做任何处理")
     if key == DEV_KEY:
         if production:
@@ -75,6 +77,7 @@ def check_all(environ: Mapping[str, str] | None = None) -> list[str]:
     for var in ("GOVMETRICS_LANDING", "GOVMETRICS_WAREHOUSE", "GOVMETRICS_EXPORTS"):
         if not environ.get(var, "").strip():
             raise PreflightError(f"未设置 {var}，未做任何处理")
+    warnings = check_key(environ.get("GOVMETRICS_PII_KEY"), is_production(environ))
     check_landing(Path(environ["GOVMETRICS_LANDING"]).resolve())
-    check_warehouse(Path(environ["GOVMETRICS_WAREHOUSE"]).resolve())
-    return check_key(environ.get("GOVMETRICS_PII_KEY"), is_production(environ))
+    check_warehouse(Path(environ["GOVMETRICS_WAREHOUSE"]).resolve())  # the only check that creates a folder
+    return warnings

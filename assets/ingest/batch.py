@@ -24,6 +24,7 @@ from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
 from expectations.sql import literal, quote
+from warehouse.stages import stage
 from warehouse.writer import mark_superseded, merge_into_core, now
 
 SUPPORTED_SUFFIXES = {".csv", ".txt", ".xlsx", ".xlsm", ".json", ".parquet"}
@@ -133,6 +134,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
         try:
             period = _quarantine_and_merge(con, contract, result, loaded_at) if staged else (None, None)
             _record(con, result, sha, run_id, encoding, period)
+            stage("merging")  # everything written, nothing committed
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -199,6 +201,7 @@ def _stage(con, contract: Contract, path: Path, source: str, batch_id: str, rule
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS {checked}")
                 created = True
             con.unregister("govmetrics_chunk")
+            stage("reading")
             progress(f"{source}: staged {result.rows_read:,} rows")
         if match.missing_required:
             notes.append(f"{where}缺少必填列：" + "、".join(
@@ -264,6 +267,7 @@ def _judge(con, contract: Contract, flags: list[str], batch_id: str) -> datetime
             SELECT __seq, __row, first_value(__row) OVER (PARTITION BY {keys} ORDER BY __sheet, __row) AS __first_row
             FROM {STAGING} WHERE len(__rules) = 0
         ) WHERE __first_row <> __row""")
+    stage("judging")
     loaded_at = now()
     columns = ", ".join(quote(c) for c in contract.column_names)
     flag_sql = "".join(f", {f}" for f in flags)
