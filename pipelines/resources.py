@@ -83,7 +83,8 @@ class Warehouse(dg.ConfigurableResource):
         The CLI does the same before starting a run, so there this finds its own lock held.
         """
         preflight.check_warehouse(self.published)
-        with writer_lock(self.published, context.run_id or "?", self.lock_wait_seconds) as dead:
+        run_id = context.run.run_id if context.run else "?"
+        with writer_lock(self.published, run_id, self.lock_wait_seconds) as dead:
             if dead is not None:
                 done = recover(self.published, dead.run_id, context.instance)
                 context.log.warning(done.summary())

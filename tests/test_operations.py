@@ -114,7 +114,7 @@ def test_the_key_is_part_of_the_warehouse_and_rotation_is_deliberate(site):
     assert first.returncode == 0, first.stderr[-2000:]
     assert site.query("SELECT value FROM quality.warehouse_settings WHERE name = 'pii_key_fingerprint'") == [
         (fingerprint(b"key-A"),)]
-    applicants = site.query("SELECT applicant_id FROM core.service_cases ORDER BY 1")
+    applicants = site.query("SELECT applicant_id_no FROM core.service_cases ORDER BY 1")
 
     refused = cli(site.env(GOVMETRICS_PII_KEY="key-B"), "refresh")
     assert refused.returncode == 2 and no_traceback(refused.stderr)
@@ -127,7 +127,7 @@ def test_the_key_is_part_of_the_warehouse_and_rotation_is_deliberate(site):
     assert rotated.returncode == 0, rotated.stderr[-2000:]
     assert "旧仓库已保留为" in rotated.stderr
     assert site.query("SELECT value FROM quality.warehouse_settings") == [(fingerprint(b"key-B"),)]
-    rehashed = site.query("SELECT applicant_id FROM core.service_cases ORDER BY 1")
+    rehashed = site.query("SELECT applicant_id_no FROM core.service_cases ORDER BY 1")
     assert len(rehashed) == len(applicants) and set(rehashed).isdisjoint(applicants)
     kept = sorted(site.warehouse.parent.glob("*.before-key-rotation-*.duckdb"))
     assert len(kept) == 2  # the working copy and the published file, both kept
