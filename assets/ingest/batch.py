@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from assets.ingest.limits import DEFAULT, Limits
+from assets.ingest.limits import DEFAULT, ESCAPES_REASON, Limits, escapes, link_digest
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
@@ -77,7 +77,7 @@ def pending_files(con: duckdb.DuckDBPyConnection, landing: Path, dataset: str) -
     seen = set(con.execute("SELECT source_path, sha256 FROM quality.load_batches WHERE dataset = ?",
                            [dataset]).fetchall())
     return [p for p in landed_files(landing, dataset)
-            if (relative(p, landing), sha256_of(p)) not in seen]
+            if (relative(p, landing), link_digest(p) if escapes(p, landing) else sha256_of(p)) not in seen]
 
 
 def relative(path: Path, landing: Path) -> str:
@@ -109,6 +109,12 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
               progress: Callable[[str], None] = log.info, limits: Limits = DEFAULT) -> BatchResult:
     """Load one file; never raises for a bad file (the failure is recorded as a batch)."""
     source = relative(path, landing)
+    if escapes(path, landing):  # never read what a link outside the landing folder points to
+        result = BatchResult(_new_batch_id(contract.name, link_digest(path)), contract.name, source, "failed",
+                             reason=ESCAPES_REASON)
+        _record(con, result, link_digest(path), run_id)
+        progress(f"{source}: failed, {ESCAPES_REASON}")
+        return result
     sha = sha256_of(path)
     batch_id = _new_batch_id(contract.name, sha)
     earlier = con.execute(

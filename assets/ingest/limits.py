@@ -12,6 +12,8 @@ configurable per run.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +44,19 @@ class LimitExceeded(UnreadableFile):
 
 def _mb(n: int) -> str:
     return f"{n / MB:,.1f} MB"
+
+
+ESCAPES_REASON = "文件是指向落地目录之外的链接，已拒绝读取；请把文件本身放进落地目录"
+
+
+def escapes(path: Path, landing: Path) -> bool:
+    """A symlink (or a file under a symlinked folder) whose target is outside the landing folder."""
+    return not path.resolve().is_relative_to(landing.resolve())
+
+
+def link_digest(path: Path) -> str:
+    """Stands in for the content hash of a refused link, so it is recorded once, never read."""
+    return hashlib.sha256(b"symlink:" + os.fsencode(os.readlink(path) if path.is_symlink() else path)).hexdigest()
 
 
 def check_file_size(path: Path, limits: Limits) -> None:
