@@ -123,7 +123,7 @@ def test_hostile_files_are_accounted_for_and_leak_nothing(tmp_path):
         assert status == "failed" and reason and "内部错误" not in reason, (name, reason)
         assert len(reason) < 300, (name, reason)  # a sentence, never the file's content
     assert "引号" in batches["service_cases/unclosed_quote.csv"][1]
-    assert "第3行" in batches["service_cases/huge_line.csv"][1]
+    assert "个字符" in batches["service_cases/huge_line.csv"][1]
     assert "落地目录之外" in batches["service_cases/link.csv"][1]
     assert batches["service_cases/platform_export.json"][0] == "loaded"
     assert site.query("SELECT count(*) FROM latest.service_cases") == [(good["loaded"],)]

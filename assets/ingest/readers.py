@@ -77,7 +77,15 @@ from typing import Any
 import polars as pl
 
 from assets.ingest.errors import UnreadableFile
-from assets.ingest.limits import DEFAULT, Limits, bounded_fields, check_file_size, check_shape, check_xlsx_archive
+from assets.ingest.limits import (
+    DEFAULT,
+    LimitExceeded,
+    Limits,
+    bounded_fields,
+    check_file_size,
+    check_shape,
+    check_xlsx_archive,
+)
 
 __all__ = ["UnreadableFile", "SourceTable", "read_file"]
 
@@ -666,8 +674,12 @@ def _read_text(path: Path, chunk_rows: int, limits: Limits) -> list[SourceTable]
     if not whole and len(lines) > 1:
         lines = lines[:-1]  # the last line of a partial sample may be cut
     lines = lines[:500]
-    delim = _sniff_delimiter(lines[:200])
-    rows = list(csv.reader(lines, delimiter=delim))
+    try:
+        delim = _sniff_delimiter(lines[:200])
+        rows = list(csv.reader(lines, delimiter=delim))
+    except csv.Error:  # a cell past csv's field limit (128 KiB) in the first rows
+        raise LimitExceeded(f"文件开头的行中有单元格超过 {csv.field_size_limit():,} 个字符（可能是引号未闭合），"
+                            "请检查后重新报送") from None
     sample_width = max((len(r) for r in rows), default=0)
     layout = detect_layout(rows[: LAYOUT_ROWS + 1], min_width=sample_width)
     if layout is None:
