@@ -62,9 +62,20 @@ def instance_yaml(environ: dict[str, str] | None = None) -> str:
     return f"{MARKER}\n{SQLITE_POLICY}"
 
 
+def with_driver(url: str) -> str:
+    """``postgresql://`` → ``postgresql+psycopg2://``: SQLAlchemy 2.1 maps the bare scheme to psycopg 3,
+    which dagster-postgres does not use (it ships psycopg2)."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
+
+
 def dagster_home(environ: dict[str, str] | None = None) -> Path:
     """``DAGSTER_HOME`` (default ``var/dagster_home``) with a ``dagster.yaml`` for this environment."""
     environ = os.environ if environ is None else environ
+    if environ.get(PG_URL_VAR):
+        environ[PG_URL_VAR] = with_driver(environ[PG_URL_VAR])
     home = Path(environ.setdefault("DAGSTER_HOME", str(Path("var/dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
