@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Precompiled bytecode: saves ~6 s per run where PYTHONDONTWRITEBYTECODE is set (GX is large).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run test bench dev sample lint clean
+.PHONY: run test bench dev serve sample lint clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools uv==$(UV_VERSION)
@@ -27,6 +27,9 @@ bench: .venv/.synced  ## 1,000,000-row case export: pipeline vs bare DuckDB; wri
 
 dev: .venv/.synced  ## the Dagster UI on http://127.0.0.1:3000 with the bundled-sample defaults
 	$(UV) run python -m pipelines.dev
+
+serve: .venv/.synced  ## webserver + daemon (sensor, schedule, run queue) on the configured instance, as deploy/ does
+	$(UV) run python -m pipelines.serve
 
 sample: .venv/.synced  ## regenerate the bundled sample deterministically
 	$(UV) run python data/generate_sample.py

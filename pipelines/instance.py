@@ -49,6 +49,9 @@ storage:
       env: {PG_URL_VAR}
 """
 
+# A government bureau's pipeline reports nothing to outside services.
+NO_TELEMETRY = "telemetry:\n  enabled: false\n"
+
 # The SQLite default keeps run monitoring off: a laptop rarely runs the daemon, and the CLI's
 # own recovery (warehouse.recovery) marks a killed run as failed on the next refresh.
 SQLITE_POLICY = POLICY.split("run_monitoring:")[0]
@@ -58,8 +61,8 @@ def instance_yaml(environ: dict[str, str] | None = None) -> str:
     """The ``dagster.yaml`` for this environment: PostgreSQL storage when the URL is set."""
     environ = os.environ if environ is None else environ
     if environ.get(PG_URL_VAR):
-        return f"{MARKER}\n{POSTGRES}{POLICY}"
-    return f"{MARKER}\n{SQLITE_POLICY}"
+        return f"{MARKER}\n{POSTGRES}{POLICY}{NO_TELEMETRY}"
+    return f"{MARKER}\n{SQLITE_POLICY}{NO_TELEMETRY}"
 
 
 def with_driver(url: str) -> str:
