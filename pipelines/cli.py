@@ -2,8 +2,9 @@
 
 ``govmetrics refresh`` materialises everything pending for what is in the landing folder
 (the ``refresh`` job, in process, recorded in the Dagster instance under ``DAGSTER_HOME``)
-and prints a summary. It exits non-zero only when the run itself fails, not because a
-department sent bad rows or a check blocked publishing (both are reported).
+and prints a summary. It exits non-zero when the run itself fails or when it refuses to start
+(misconfiguration, another refresh writing: ``pipelines.guard``), not because a department
+sent bad rows or a check blocked publishing (both are reported).
 """
 
 from __future__ import annotations

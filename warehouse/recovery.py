@@ -14,7 +14,6 @@ to take the writer lock (``pipelines.lock`` names the dead holder):
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -26,8 +25,6 @@ import dagster as dg
 import duckdb
 
 from warehouse.writer import writer_path
-
-log = logging.getLogger("govmetrics.recovery")
 
 NOT_FINISHED = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED,
                 dg.DagsterRunStatus.CANCELING)
@@ -100,6 +97,4 @@ def recover(published: Path, dead_run_id: str | None, instance: dg.DagsterInstan
         else:
             p.unlink(missing_ok=True)
         done.files_removed.append(p.name)
-    if dead_run_id or done.files_removed:
-        log.warning(done.summary())
-    return done
+    return done  # the caller reports it (CLI: stderr; a run: its Dagster log)
