@@ -50,7 +50,7 @@ class LandingFolder(dg.ConfigurableResource):
 
     path: str
     # What one landed file may make the loader read (assets.ingest.limits); a file past a limit
-    # becomes a failed batch with a reason for the department. Change per run in the run config.
+    # becomes a failed batch with a reason for the department. Per run: run config (README).
     max_file_mb: int = Limits.max_file_bytes // MB
     max_xlsx_uncompressed_mb: int = Limits.max_xlsx_uncompressed_bytes // MB
     max_sheet_rows: int = Limits.max_sheet_rows
