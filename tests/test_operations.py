@@ -170,3 +170,16 @@ def test_writer_busy_message_names_run_and_pid():
     from pipelines.lock import Holder
 
     assert str(WriterBusy(Holder("abc", 42))) == "另一个刷新正在运行（run abc, pid 42）"
+
+
+def test_an_empty_key_loads_nothing_and_the_fixed_run_loads_every_file(site):
+    """Issue 8: with GOVMETRICS_PII_KEY="" every case file used to become a failed batch, never retried."""
+    dep.cases_gbk(site.landing)
+    broken = cli(site.env(GOVMETRICS_PII_KEY=""), "refresh")
+    assert broken.returncode == 2 and "个人信息密钥为空" in one_line(broken.stderr)
+    assert not site.work.exists()  # refused before any file became a batch
+    fixed = cli(site.env(), "refresh")
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert site.query("SELECT count(*), count(*) FILTER (status = 'failed') FROM quality.load_batches "
+                      "WHERE dataset = 'service_cases'") == [(2, 0)]
+    assert site.query("SELECT count(*) FROM latest.service_cases") == [(3 + 2,)]
