@@ -67,6 +67,11 @@ def hostile_landing(landing: Path, outside: Path) -> dict[str, Path]:
     files["json"] = folder / "broken.json"
     files["json"].write_text(json.dumps([{"办件编号": "H9", "申请人证件号码": IDS[7], "联系电话": PHONES[7]}],
                                         ensure_ascii=False)[:-12], encoding="utf-8")
+    # A type we do not load, and a file without a suffix.
+    files["docx"] = folder / "说明.docx"
+    files["docx"].write_bytes(b"PK\x03\x04" + " ".join(PERSONAL).encode())
+    files["bare"] = folder / "export"
+    files["bare"].write_text("\n".join([HEADER, case_line(1)]), encoding="utf-8")
     # A link to a file outside the landing folder (e.g. another department's data).
     outside.mkdir(parents=True, exist_ok=True)
     secret = outside / "secret.csv"
@@ -125,6 +130,7 @@ def test_hostile_files_are_accounted_for_and_leak_nothing(tmp_path):
     assert "引号" in batches["service_cases/unclosed_quote.csv"][1]
     assert "个字符" in batches["service_cases/huge_line.csv"][1]
     assert "落地目录之外" in batches["service_cases/link.csv"][1]
+    assert "不支持的文件类型（.docx）" in batches["service_cases/说明.docx"][1]
     assert batches["service_cases/platform_export.json"][0] == "loaded"
     assert site.query("SELECT count(*) FROM latest.service_cases") == [(good["loaded"],)]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from assets.ingest.limits import DEFAULT, ESCAPES_REASON, Limits, escapes, link_digest
+from assets.ingest.limits import DEFAULT, Limits, escapes, link_digest, refusal
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Contract, all_contracts
@@ -66,8 +66,8 @@ def landed_files(landing: Path, dataset: str) -> list[Path]:
     folder = landing / dataset
     if not folder.is_dir():
         return []
-    files = [p for p in folder.rglob("*")
-             if p.is_file() and not p.name.startswith((".", "~$")) and p.suffix.lower() in SUPPORTED_SUFFIXES]
+    # Every file a department put there, also of a type we cannot read: it gets a failed batch.
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))]
     # In delivery order, so that a corrected file supersedes the one it corrects.
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.as_posix()))
 
@@ -109,11 +109,12 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
               progress: Callable[[str], None] = log.info, limits: Limits = DEFAULT) -> BatchResult:
     """Load one file; never raises for a bad file (the failure is recorded as a batch)."""
     source = relative(path, landing)
-    if escapes(path, landing):  # never read what a link outside the landing folder points to
-        result = BatchResult(_new_batch_id(contract.name, link_digest(path)), contract.name, source, "failed",
-                             reason=ESCAPES_REASON)
-        _record(con, result, link_digest(path), run_id)
-        progress(f"{source}: failed, {ESCAPES_REASON}")
+    refused = refusal(path, landing, SUPPORTED_SUFFIXES)
+    if refused:  # never read: a link out of the landing folder, a type we do not load
+        sha = link_digest(path) if escapes(path, landing) else sha256_of(path)
+        result = BatchResult(_new_batch_id(contract.name, sha), contract.name, source, "failed", reason=refused)
+        _record(con, result, sha, run_id)
+        progress(f"{source}: failed, {refused}")
         return result
     sha = sha256_of(path)
     batch_id = _new_batch_id(contract.name, sha)

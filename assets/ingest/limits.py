@@ -49,6 +49,17 @@ def _mb(n: int) -> str:
 ESCAPES_REASON = "文件是指向落地目录之外的链接，已拒绝读取；请把文件本身放进落地目录"
 
 
+def refusal(path: Path, landing: Path, accepted: set[str]) -> str | None:
+    """Why a landed file is refused without being read (every file gets a batch), or None."""
+    if escapes(path, landing):
+        return ESCAPES_REASON
+    if path.suffix.lower() not in accepted:
+        kind = path.suffix.lower() or "无扩展名"
+        return (f"不支持的文件类型（{kind[:20]}），未载入；请按模板另存为 "
+                + "、".join(sorted(s.lstrip(".").upper() for s in accepted)) + " 后重新报送")
+    return None
+
+
 def escapes(path: Path, landing: Path) -> bool:
     """A symlink (or a file under a symlinked folder) whose target is outside the landing folder."""
     return not path.resolve().is_relative_to(landing.resolve())
