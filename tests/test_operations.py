@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import dagster as dg
@@ -16,7 +17,7 @@ import pytest
 from pipelines.instance import MARKER, PG_URL_VAR, dagster_home, instance_yaml
 from pipelines.lock import WriterBusy, current_holder, writer_lock
 from tests import departments as dep
-from tests.cli_runs import cli, no_traceback, setup, start
+from tests.cli_runs import ROOT, cli, no_traceback, setup, start
 from warehouse.keyring import fingerprint
 
 
@@ -183,3 +184,31 @@ def test_an_empty_key_loads_nothing_and_the_fixed_run_loads_every_file(site):
     assert site.query("SELECT count(*), count(*) FILTER (status = 'failed') FROM quality.load_batches "
                       "WHERE dataset = 'service_cases'") == [(2, 0)]
     assert site.query("SELECT count(*) FROM latest.service_cases") == [(3 + 2,)]
+
+
+def test_a_dagster_run_takes_the_writer_lock_too(site):
+    """Runs the daemon launches (or the UI) have no CLI in front: their Warehouse resource takes the lock."""
+    from assets.core import core_assets, landing_specs
+    from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
+
+    def materialize():
+        return dg.materialize([*landing_specs, *core_assets], raise_on_error=False, resources={
+            "landing": LandingFolder(path=str(site.landing)),
+            "warehouse": Warehouse(path=str(site.warehouse), lock_wait_seconds=1),
+            "personal_data_key": PersonalDataKey(key="k")})
+
+    holder = subprocess.Popen(  # another process writing (in this one the lock is re-entrant)
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from pipelines.lock import writer_lock\n"
+         "with writer_lock(Path(sys.argv[1]), 'cli-run'):\n    print('held', flush=True); time.sleep(600)",
+         str(site.warehouse)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = materialize()
+    finally:
+        holder.terminate()
+        holder.wait()
+    assert not busy.success and not site.work.exists()
+    failure = [e for e in busy.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE
+               or e.is_failure or e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    assert any("另一个刷新正在运行（run cli-run" in str(e.event_specific_data) for e in failure), failure
+    assert materialize().success  # free again: the same run goes through
