@@ -8,12 +8,21 @@ DuckDB after the load (``expectations.gx_runner``, imported lazily: GX takes ~10
 
 
 import json
+import time
 from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 
-from assets.ingest.batch import BatchResult, load_file, pending_files, refresh_reference_flags
+from assets.ingest import corrections
+from assets.ingest.batch import (
+    BatchResult,
+    load_file,
+    peak_rss_mib,
+    pending_files,
+    recover_interrupted,
+    refresh_reference_flags,
+)
 from assets.metadata import md_table, query_frame
 from expectations.contract import Contract, all_contracts
 from expectations.sql import quote
@@ -22,7 +31,7 @@ from pipelines.preflight import PreflightError, check_key, check_landing, is_pro
 from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
 from warehouse.keyring import KeyMismatch, ensure_key
 from warehouse.stages import stage
-from warehouse.writer import now, writer_path
+from warehouse.writer import now, writer_config, writer_path
 
 OWNERS = ["team:data-engineering"]
 
@@ -84,8 +93,9 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
     from expectations.gx_runner import run_suite  # lazy: GX import is slow
 
     # GX opens the writer's working file; the writer connection is closed at this point.
-    outcomes = run_suite(writer_path(warehouse.published), f"latest.{contract.name}",
-                         f"{contract.name}_suite", specs)
+    work = writer_path(warehouse.published)
+    outcomes = run_suite(work, f"latest.{contract.name}", f"{contract.name}_suite", specs,
+                         writer_config(work, warehouse.memory_limit))
     checked_at = now()
     with warehouse.writer() as con:
         con.executemany(
@@ -139,6 +149,7 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                 ensure_key(con, personal_data_key.key_bytes)
             except KeyMismatch as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
+            recover_interrupted(con, contract.name)
             files = pending_files(con, landing.root, contract.name)
             context.log.info(f"{contract.name}: {len(files)} new file(s) in {landing.root / contract.name}")
             for i, path in enumerate(files, 1):
@@ -146,12 +157,25 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                 results.append(load_file(con, contract, path, landing.root, personal_data_key.key_bytes,
                                          context.run.run_id, progress=context.log.info,
                                          limits=landing.limits))
+                if results[-1].status != "duplicate" and corrections.is_correction(path):
+                    outcome = corrections.apply(con, contract, results[-1].batch_id, personal_data_key.key_bytes)
+                    context.log.info(f"{path.name}: returned workbook, {outcome}")
             flagged = refresh_reference_flags(con, contract)
             table = f"latest.{quote(contract.name)}"
             current = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             preview = query_frame(con, f"SELECT * EXCLUDE (extras) FROM {table} LIMIT 5")
+        broken = [r for r in results if r.failure_kind == "pipeline"]
+        if broken:  # not the departments' doing: the run fails, and these files are retried next run
+            raise dg.Failure(
+                description="；".join(f"{r.source_path}: {r.reason}" for r in broken),
+                metadata={"failed_files": [r.source_path for r in broken],
+                          "batches": dg.MetadataValue.md(_batches_md(results))},
+            )
         new_batches = [r.batch_id for r in results if r.status != "duplicate"]
+        started = time.perf_counter()
         outcomes = run_checks(context.log, warehouse, contract, own_specs, new_batches, context.run.run_id)
+        seconds, peaks = _phases(results)
+        seconds["gx"], peaks["gx"] = time.perf_counter() - started, peak_rss_mib()
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": current,
@@ -161,6 +185,8 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                 "rows_skipped": sum(r.rows_skipped for r in results),
                 "failed_batches": sum(r.status == "failed" for r in results),
                 "reference_flags_refreshed": flagged,
+                "phase_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in seconds.items()}),
+                "phase_peak_mib": dg.MetadataValue.json({k: round(v) for k, v in peaks.items()}),
                 "batches": dg.MetadataValue.md(_batches_md(results)),
                 "preview": dg.MetadataValue.md(md_table(preview)),
             },
@@ -170,10 +196,22 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
     return _core
 
 
+def _phases(results: list[BatchResult]) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per loading phase summed over the batches, and the peak memory at each phase's end."""
+    seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    for r in results:
+        for phase, s in r.seconds.items():
+            seconds[phase] = seconds.get(phase, 0.0) + s
+            peaks[phase] = max(peaks.get(phase, 0.0), r.peak_mib.get(phase, 0.0))
+    return seconds, peaks
+
+
 def _batches_md(results: list[BatchResult]) -> str:
     if not results:
         return "没有新文件 (no new files)"
-    return md_table(pl.DataFrame([{k: v for k, v in r.as_dict().items() if k != "merge"} for r in results]))
+    return md_table(pl.DataFrame([{k: v for k, v in r.as_dict().items() if k not in ("merge", "seconds", "peak_mib")}
+                                  for r in results]))
 
 
 def build_cross_check(contract: Contract, spec: ExpectationSpec) -> dg.AssetChecksDefinition:

@@ -19,8 +19,10 @@ DEPS = [core_key(name) for name in CONTRACTS] + [QUALITY_SUMMARY]
                      description="办件与好差评月度汇总（月份 × 部门 × 区县）：办件量、网上办件、全程网办、"
                                  "有效评价、好评、差评、默认评价；明细月份取明细，其他月份取月报。"),
         dg.AssetSpec(KPI_VALUES, deps=DEPS, group_name="marts", owners=OWNERS, kinds={"duckdb"},
-                     description="指标值：每个指标（见 marts.kpi_catalogue 的口径）每个统计期、每个范围"
-                                 "（全市、区县或部门）一行，附分子、分母和来源批次。"),
+                     description="指标值：每个指标（见 marts.kpi_catalogue 的口径）每个月、每个范围"
+                                 "（全市、区县或部门）一行：流量为当月，累计和登记表指标为截至月末"
+                                 "（取不晚于月末的最近一期登记表），as_of 为数字所述的日期；"
+                                 "附分子、分母和来源批次。"),
     ],
 )
 def marts(context: dg.AssetExecutionContext, warehouse: Warehouse):
@@ -28,7 +30,7 @@ def marts(context: dg.AssetExecutionContext, warehouse: Warehouse):
 
     with warehouse.writer() as con:
         counts = build_marts(con, context.run.run_id)
-        latest = query_frame(con, """SELECT kpi_code, name_zh, period_grain, period_start, value, unit
+        latest = query_frame(con, """SELECT kpi_code, name_zh, period_grain, period_start, as_of, value, unit
                FROM marts.kpi_values WHERE scope = 'city'
                QUALIFY row_number() OVER (PARTITION BY kpi_code ORDER BY period_start DESC) = 1
                ORDER BY kpi_code""")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Generate the bundled sample landing folder and the figures the pipeline must compute from it.
 
-    uv run python data/generate_sample.py            # writes data/sample/
-    uv run python data/generate_sample.py --out DIR  # DIR/landing/..., DIR/expected_kpis.json
+    .venv/bin/python data/generate_sample.py            # writes data/sample/
+    .venv/bin/python data/generate_sample.py --out DIR  # DIR/landing/..., DIR/expected_kpis.json
 
 Deterministic: every random draw comes from a ``random.Random`` seeded with a fixed string,
 XLSX files carry a fixed creation time, Parquet files no time-dependent metadata, so two runs
@@ -66,6 +66,20 @@ FIRST_RECORD_MONTH = "2022-12"
 OVERLAP_GAP = {"2022-12": 8, "2023-01": -7}
 
 
+# The date each register describes, as the seed documents date their figures: the 2023 reply
+# (沈数管建议〔2023〕7号) speaks of March 2023, the 2022 reply (〔2022〕4号) is dated 2022-04-28.
+AS_OF = {
+    "org_units": dt.date(2023, 3, 31),
+    "service_items": dt.date(2023, 3, 31),
+    "extranet_nodes": dt.date(2022, 4, 28),
+    "cloud_systems": dt.date(2022, 4, 30),  # the title says 截至2022年4月
+}
+
+
+def zh_date(d: dt.date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
 def rng_for(name: str) -> random.Random:
     return random.Random(f"{SEED}:{name}")
 
@@ -102,6 +116,23 @@ def add_workdays(d: dt.date, n: int) -> dt.date:
         if is_workday(d):
             n -= 1
     return d
+
+
+def workdays_between(start: dt.date, end: dt.date) -> int:
+    """Working days after ``start`` up to and including ``end``."""
+    return sum(is_workday(start + dt.timedelta(days=i)) for i in range(1, (end - start).days + 1))
+
+
+def working_seconds(start: dt.datetime, end: dt.datetime) -> float:
+    """Seconds between two instants that fall on working days."""
+    total, t = 0.0, start
+    while t < end:
+        midnight = dt.datetime.combine(t.date() + dt.timedelta(days=1), dt.time())
+        step_end = min(midnight, end)
+        if is_workday(t.date()):
+            total += (step_end - t).total_seconds()
+        t = step_end
+    return total
 
 
 def month_end(year: int, month: int) -> dt.datetime:
@@ -190,9 +221,13 @@ def phone_number(rng: random.Random) -> str:
 # --------------------------------------------------------------------------------------
 # Writers (deterministic bytes)
 # --------------------------------------------------------------------------------------
-def write_csv(path: Path, header: list[str], rows: list[list], encoding: str) -> None:
+def write_csv(
+    path: Path, header: list[str], rows: list[list], encoding: str, title: str | None = None
+) -> None:
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\r\n")
+    if title:  # a title line above the header, as Excel writes a sheet with a title row
+        writer.writerow([title] + [""] * (len(header) - 1))
     writer.writerow(header)
     writer.writerows([["" if v is None else v for v in r] for r in rows])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -495,7 +530,8 @@ def write_org_units(org: dict, out: Path, log: FileLog) -> None:
     text = wb.add_format({"num_format": "@"})
 
     ws = wb.add_worksheet("部门")
-    ws.merge_range(0, 0, 0, 4, "沈阳市市、区两级政务服务部门名录", title)
+    # The date is stated once, in the first sheet's title; the other sheets share it.
+    ws.merge_range(0, 0, 0, 4, f"沈阳市市、区两级政务服务部门名录（截至{zh_date(AS_OF['org_units'])}）", title)
     for c, h in enumerate(["部门编码", "部门名称", "单位类型", "上级编码", "是否接入平台"]):
         ws.write_string(1, c, h, head)
     depts = org["city"] + org["district_depts"]
@@ -831,6 +867,7 @@ def write_items(items: dict, out: Path, log: FileLog) -> None:
         "承诺办结时限（工作日）",
         "版本号",
         "事项状态",
+        "统计日期",  # the date the register describes, as a column
     ]
     rows = []
     for it in items["rows"]:
@@ -849,6 +886,7 @@ def write_items(items: dict, out: Path, log: FileLog) -> None:
                 str(it.promised_days),
                 it.version,
                 it.item_status,
+                AS_OF["service_items"].isoformat(),
             ]
         )
     write_csv(out / rel, header, rows, "utf-8")
@@ -1963,8 +2001,9 @@ def write_extranet(org: dict, out: Path, log: FileLog) -> dict:
         ],
         rows,
         "gbk",
+        title=f"沈阳市电子政务外网接入点清单（截至{zh_date(AS_OF['extranet_nodes'])}）",
     )
-    log.add(rel, len(rows), encoding="gbk")
+    log.add(rel, len(rows), encoding="gbk", header_row=2)
     return {
         "in_use": EXTRANET_IN_USE,
         "dual_in_use": dual_in_use,
@@ -2009,6 +2048,7 @@ def write_cloud(org: dict, out: Path, log: FileLog) -> dict:
     title = wb.add_format({"bold": True, "font_size": 14})
     head = wb.add_format({"bold": True, "border": 1})
     date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+    # 截至2022年4月: a month in the title means its last day
     ws.merge_range(0, 0, 0, 7, "沈阳市政务云业务系统清单（截至2022年4月）", title)
     for c, h in enumerate(
         [
@@ -2072,15 +2112,10 @@ def compute_kpis(
     promised = {it.item_code: it.promised_days for it in in_use}
     on_time = 0
     for c in finished:
-        cal = (c.finished_at.date() - c.accepted_at.date()).days
-        frac = (c.finished_at - c.accepted_at).total_seconds() / 86400
-        p = promised[c.item_code]
-        ok = cal <= p
-        assert ok == (frac <= p), (
-            c
-        )  # no case sits on the border: calendar, fractional, working days agree
-        on_time += ok
-    durations = sorted((c.finished_at - c.accepted_at).total_seconds() / 86400 for c in finished)
+        # working days after the day of acceptance, up to and including the day of finishing
+        days = workdays_between(c.accepted_at.date(), c.finished_at.date())
+        on_time += days <= promised[c.item_code]
+    durations = sorted(working_seconds(c.accepted_at, c.finished_at) / 86400 for c in finished)
     rev_march = [r for r in reviews if ym(r.reviewed_at) == REFERENCE_PERIOD]
     bad = [r for r in rev_march if r.rating <= 2]
     online_march = sum(c.channel in ONLINE for c in march)
@@ -2185,6 +2220,7 @@ def main(out_dir: Path | str = DEFAULT_OUT) -> dict:
     expected = {
         "reference_period": REFERENCE_PERIOD,
         "kpis": kpis,
+        "register_as_of": {k: v.isoformat() for k, v in sorted(AS_OF.items())},
         "files": dict(sorted(log.files.items())),
         "details": details,
         "notes": {
@@ -2196,9 +2232,13 @@ def main(out_dir: Path | str = DEFAULT_OUT) -> dict:
             "excluding title, unit, header and "
             "blank rows; the wide indicators file counts one row per filled indicator cell "
             "(source_rows = its 4 lines)",
-            "on_time": "calendar days; no case sits on the border, so calendar days, "
-            "fractional days and working "
-            "days give the same count",
+            "on_time": "working days of the mainland calendar (this script's own 2023 holiday "
+            "table, independent of the pipeline's chinesecalendar): finished within the item's "
+            "promised working days counted from the day after acceptance; handling time = time "
+            "on working days, in days of 24 h",
+            "as_of": "each register's date as its file states it (column, title row, or the "
+            "title of the workbook's first sheet); KPIs for reference_period read the latest "
+            "snapshot on or before its month-end",
             "unpublished_kpis": "for reference_period: reviews by reviewed_at month, "
             "cases by applied_at month",
         },

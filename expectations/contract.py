@@ -30,6 +30,9 @@ DUCKDB_TYPES: dict[str, str] = {
     "timestamp": "TIMESTAMP",
     "month": "DATE",  # first day of the month
     "period": "VARCHAR",  # '2022', '2022-Q1', '2022-04' or '2022-04-28', see normalise.parse_period
+    # The date a register snapshot describes; a month, quarter or year means its last day
+    # ('截至2023年3月底' -> 2023-03-31). Filled from the file's title or sheet when no column has it.
+    "as_of": "DATE",
     "rating": "TINYINT",  # 1..5, written as a digit or as 非常满意 .. 非常不满意
     "indicator": "VARCHAR",  # a KPI code; written as the code or as one of its Chinese names
 }
@@ -128,6 +131,22 @@ class Contract:
     @property
     def flag_columns(self) -> list[str]:
         return [c.flag_column for c in self.columns if c.flag_column]
+
+    @property
+    def as_of_column(self) -> str | None:
+        """The column holding the date a register delivery describes (type ``as_of``), if any."""
+        return next((c.name for c in self.columns if c.type == "as_of"), None)
+
+    @property
+    def dated_column(self) -> str | None:
+        """The column the loader fills from the date a file states (title row, sheet name) when
+        the file has no such column or leaves a cell empty: a register's ``as_of``, or an
+        aggregate's ``period`` column of type ``period`` (an indicator sheet's 统计期)."""
+        if self.as_of_column:
+            return self.as_of_column
+        if self.period and self.column(self.period).type == "period":
+            return self.period
+        return None
 
     @property
     def upstream(self) -> list[str]:

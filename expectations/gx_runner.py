@@ -28,6 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from expectations.suites import ExpectationSpec
 
@@ -297,7 +298,8 @@ def _failed(spec: ExpectationSpec, error: str) -> ExpectationOutcome:
 
 
 def run_suite(
-    database: str | Path, table: str, suite_name: str, specs: list[ExpectationSpec]
+    database: str | Path, table: str, suite_name: str, specs: list[ExpectationSpec],
+    settings: dict[str, str] | None = None,
 ) -> list[ExpectationOutcome]:
     """Run ``specs`` against ``table`` (e.g. ``'latest.service_cases'``) in the DuckDB file.
 
@@ -306,7 +308,9 @@ def run_suite(
     read. Unexpected counts are exact (GX counts in SQL; only the samples are capped).
     The caller must have closed its own connection to ``database`` (DuckDB refuses a second
     in-process connection with a different configuration); every connection opened here is
-    closed before returning, so the file is free again afterwards.
+    closed before returning, so the file is free again afterwards. ``settings`` are DuckDB
+    settings for GX's connections (the writer's memory limit and temp directory: a suite over
+    70 million rows must spill, not grow).
     """
     path = Path(database).resolve()
     if not path.is_file():
@@ -321,11 +325,11 @@ def run_suite(
 
     with _RUN_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _run(path, schema, name, suite_name, specs)
+        return _run(path, schema, name, suite_name, specs, settings or {})
 
 
 def _run(path: Path, schema: str, table: str, suite_name: str,
-         specs: list[ExpectationSpec]) -> list[ExpectationOutcome]:
+         specs: list[ExpectationSpec], settings: dict[str, str]) -> list[ExpectationOutcome]:
     _gx_types()
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -354,7 +358,7 @@ def _run(path: Path, schema: str, table: str, suite_name: str,
     digest = hashlib.sha1(f"{path}|{schema}".encode()).hexdigest()[:12]
     datasource = None
     try:
-        url = "duckdb:///" + path.as_posix()
+        url = "duckdb:///" + path.as_posix() + (("?" + urlencode(settings)) if settings else "")
         datasource = _get_or_create_datasource(context, f"duckdb_{digest}", url, schema)
         asset = _get_or_create_asset(datasource, f"{schema}.{table}", table, schema)
         batch_definition = _get_or_create_batch_definition(asset, "whole_table")

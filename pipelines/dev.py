@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from pipelines.instance import dagster_home, open_instance
 from pipelines.resources import apply_defaults
@@ -15,8 +16,14 @@ def main() -> int:
     dagster_home()
     with open_instance():  # created once, before dagster dev's processes open it
         pass
-    cmd = ["dagster", "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", os.environ.get("PORT", "3000")]
-    return subprocess.call(cmd)
+    # workspace.yaml names the code location "govmetrics" (with -m the UI would show the module name).
+    workspace = str(Path(__file__).resolve().parents[1] / "workspace.yaml")
+    dagster = str(Path(sys.executable).parent / "dagster")
+    cmd = [dagster, "dev", "-w", workspace, "-h", "127.0.0.1", "-p", os.environ.get("PORT", "3000")]
+    # `dagster dev` warns that it is superseded by `dg dev` (the dagster-dg-cli package, which this
+    # project does not install); the command itself is supported in Dagster 1.13.
+    env = {**os.environ, "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"}
+    return subprocess.call(cmd, env=env)
 
 
 if __name__ == "__main__":

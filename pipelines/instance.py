@@ -57,6 +57,10 @@ NO_TELEMETRY = "telemetry:\n  enabled: false\n"
 SQLITE_POLICY = POLICY.split("run_monitoring:")[0]
 
 
+# What earlier versions wrote: still ours to replace.
+LEGACY = ("", "telemetry:\n  enabled: false")
+
+
 def instance_yaml(environ: dict[str, str] | None = None) -> str:
     """The ``dagster.yaml`` for this environment: PostgreSQL storage when the URL is set."""
     environ = os.environ if environ is None else environ
@@ -84,7 +88,7 @@ def dagster_home(environ: dict[str, str] | None = None) -> Path:
     config = home / "dagster.yaml"
     current = config.read_text(encoding="utf-8") if config.exists() else ""
     wanted = instance_yaml(environ)
-    if current != wanted and (not current.strip() or current.startswith(MARKER)):
+    if current != wanted and (current.strip() in LEGACY or current.startswith(MARKER)):
         tmp = config.with_name(f".dagster.yaml.{os.getpid()}.tmp")
         tmp.write_text(wanted, encoding="utf-8")
         os.replace(tmp, config)

@@ -107,6 +107,8 @@ class ExportsFolder(dg.ConfigurableResource):
     """Where Parquet exports, the manifest and the bulletin are written."""
 
     path: str
+    # Run folders kept under exports/runs/ (each run's Parquet files and manifest; see export_runs.py).
+    keep_runs: int = 10
 
     @property
     def root(self) -> Path:

@@ -113,11 +113,12 @@ def test_latest_city_figure_of_each_kpi(shared):
     )
 
 
-def test_reference_figures_are_checked(shared):
+def test_reference_figures_are_checked_in_the_internal_edition(shared):
     _, paths = shared
-    page = paths["html"].read_text(encoding="utf-8")
+    page = paths["internal_html"].read_text(encoding="utf-8")
     assert "⚠" not in page  # every sample figure is the published one
     assert page.count("✓ 一致") == 26  # the KPIs with a published figure
+    assert "✓ 一致" not in paths["html"].read_text(encoding="utf-8")
 
 
 def test_a_figure_that_differs_from_the_published_one_is_marked(con, tmp_path):
@@ -127,12 +128,14 @@ def test_a_figure_that_differs_from_the_published_one_is_marked(con, tmp_path):
         "AND scope = 'city' AND period_start = DATE '2023-03-01'"
     )
     paths = write_bulletin(con, tmp_path / "out", "run-x")
-    page = _text(paths["html"].read_text(encoding="utf-8"))
+    page = _text(paths["internal_html"].read_text(encoding="utf-8"))
     assert "全市政务外网接入点位已达3990个⚠公布数为3991个" in page
     assert "累计办件量7085.3万件⚠公布数为7085.4万件" in page
     assert page.count("⚠ 不一致") == 2
-    md = paths["md"].read_text(encoding="utf-8")
+    md = paths["internal_md"].read_text(encoding="utf-8")
     assert "**3990个**" in md and "⚠公布数为3991个" in md
+    public = _text(paths["html"].read_text(encoding="utf-8"))
+    assert "全市政务外网接入点位已达3990个" in public and "⚠" not in public
 
 
 def test_missing_kpi_is_absent_never_zero(con, tmp_path):
@@ -189,9 +192,9 @@ def test_charts_hold_the_series(shared):
         assert text in channels, text
 
 
-def test_quality_summary(shared):
+def test_quality_summary_in_the_internal_edition(shared):
     _, paths = shared
-    page = _text(paths["html"].read_text(encoding="utf-8"))
+    page = _text(paths["internal_html"].read_text(encoding="utf-8"))
     assert "共14个" in page  # April's batch is after the bulletin month
     for text in (
         "已载入8个",
@@ -217,7 +220,7 @@ def test_quality_summary(shared):
 
 def test_every_figure_cites_its_batches(shared):
     con, paths = shared
-    page = paths["html"].read_text(encoding="utf-8")
+    page = paths["internal_html"].read_text(encoding="utf-8")
     data = collect(con, "x")
     for code, fig in data.figures.items():
         assert fig.sources, code
@@ -230,7 +233,7 @@ def test_every_figure_cites_its_batches(shared):
     # 累计办件量 cites the monthly reports and the case files it adds up
     numbers = {by_batch[b].number for b in ("b-cvm-1", "b-cvm-2", "b-cases-1", "b-cases-2")}
     assert data.figures["case_volume_cumulative"].sources == sorted(numbers)
-    md = paths["md"].read_text(encoding="utf-8")
+    md = paths["internal_md"].read_text(encoding="utf-8")
     assert "`service_cases/办件明细_2023-03.csv`" in md and "`indicators/指标报送_2023Q1.csv`" in md
 
 
@@ -248,11 +251,12 @@ def test_text_from_data_is_escaped(con, tmp_path):
         "WHERE kpi_code = 'departments_onboarded'"
     )
     paths = write_bulletin(con, tmp_path / "out", "run-<x>")
-    page = paths["html"].read_text(encoding="utf-8")
+    page = paths["internal_html"].read_text(encoding="utf-8")
     assert "<script" not in page and "<b onmouseover" not in page and "<i>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b onmouseover=x&gt;" in page
     assert "run-&lt;x&gt;" in page
-    md = paths["md"].read_text(encoding="utf-8")
+    assert "<i>" not in paths["html"].read_text(encoding="utf-8")
+    md = paths["internal_md"].read_text(encoding="utf-8")
     outside_code = re.sub(r"``.*?``|`[^`]*`", "", md)  # a code span shows its text literally
     assert (
         "<script" not in outside_code
@@ -267,10 +271,13 @@ def test_text_from_data_is_escaped(con, tmp_path):
 def test_markdown_tables_and_figures(shared):
     _, paths = shared
     md = paths["md"].read_text(encoding="utf-8")
-    assert "| 累计办件量 `case_volume_cumulative` | 7085.4万件 | 2023年3月 |" in md
+    assert "| 累计办件量 | 7085.4万件 | 2023年3月 |" in md
+    internal = paths["internal_md"].read_text(encoding="utf-8")
+    assert "| 累计办件量 `case_volume_cumulative` | 7085.4万件 | 2023年3月 |" in internal
     assert "| 2023年3月 | 310.2万 |" in md
     assert "| 网上办理 | 30件 | 50% |" in md
-    assert len(_md_tables(md)) >= 6
+    assert len(_md_tables(md)) == 3  # volumes, channels, KPIs
+    assert len(_md_tables(internal)) == 6  # ... and quarantine, files not fully loaded, checks
 
 
 def test_period_labels():
@@ -366,3 +373,105 @@ def test_renders_in_headless_chromium(shared, tmp_path):
     assert (width, height) == (1280, 2400)
     assert shot.stat().st_size > 50_000  # a blank page is a few kilobytes
     assert len(set(pixels)) > 64  # text, charts and colours, not a flat page
+
+
+# --------------------------------------------------------------------------------------------
+# One bulletin per month, editions, charts that do not mislead
+
+
+def test_a_months_bulletin_states_only_figures_of_that_month_or_before(con, tmp_path):
+    from datetime import date
+
+    data = collect(con, "x", date(2023, 2, 1))
+    assert data.period_label == "2023年2月"
+    assert data.figures["case_volume_cumulative"].value == 70_212_345  # February's, not March's
+    assert data.figures["case_online_rate"].period_start == date(2023, 2, 1)
+    assert "records_aggregated" not in data.figures  # 2023Q1 ends after February
+    assert "extranet_nodes" not in data.figures  # the register describes 2023-03-31
+    assert ("extranet_nodes", "政务外网接入点") in data.missing
+    paths = write_bulletin(con, tmp_path / "out", "run-x", date(2023, 2, 1))
+    for key in ("html", "internal_html"):
+        page = _text(paths[key].read_text(encoding="utf-8"))
+        assert "截至2023年2月，一体化政务服务平台累计办件量7021.2万件" in page
+        stated = {(int(y), int(m)) for y, m in re.findall(r"(\d{4})年(\d{1,2})月", page)}
+        assert max(stated) == (2023, 2)
+
+
+def test_month_on_month_and_year_on_year_only_within_one_source(con, tmp_path):
+    from datetime import date
+
+    # hand-computed from sample_warehouse: records months 2022-04.., monthly reports ..2022-06
+    march = _text(write_bulletin(con, tmp_path / "m", "x")["html"].read_text(encoding="utf-8"))
+    assert (
+        "2023年3月全市办件量310.2万件（明细口径），环比增长11.2%，"
+        "同比：上年同月为月报数据，口径不同，不作比较。" in march
+    )  # 3,102,000 / 2,790,000
+    june21 = _text(write_bulletin(con, tmp_path / "j", "x", date(2021, 6, 1))["html"].read_text(encoding="utf-8"))
+    assert "2021年6月全市办件量227.2万件（月报口径），环比增长0.8%，同比增长10.5%。" in june21
+    first = _text(write_bulletin(con, tmp_path / "f", "x", date(2019, 1, 1))["html"].read_text(encoding="utf-8"))
+    assert "环比：上月无数据，同比：上年同月无数据。" in first
+
+
+def _panels(svg: str) -> int:
+    return svg.count('<g class="panel">')
+
+
+def test_sources_of_very_different_scale_get_their_own_panels(con, tmp_path):
+    page = write_bulletin(con, tmp_path / "same", "x")["html"].read_text(encoding="utf-8")
+    cases, reviews, _ = re.findall(r"<svg\b.*?</svg>", page, flags=re.S)
+    assert _panels(cases) == 1  # monthly reports and records in the same range: one axis
+    assert _panels(reviews) == 2  # bad reviews (hundreds) would sit on zero next to 1.3 million
+    assert "差评（合计）最大值约为有效评价（明细）的1/" in _text(page)
+
+    # a small record-level sample next to monthly reports of millions (the bundled sample's case)
+    con.execute("UPDATE marts.service_volume_monthly SET cases = cases // 1000 WHERE source = 'records'")
+    page = write_bulletin(con, tmp_path / "small", "x")["html"].read_text(encoding="utf-8")
+    cases = re.findall(r"<svg\b.*?</svg>", page, flags=re.S)[0]
+    assert _panels(cases) == 2 and cases.count(">件</text>") == 2  # each panel its own axis
+    caption = _text(page).split("图1")[1].split("图2")[0]
+    assert "办件量（明细）最大值约为办件量（月报）的" in caption and "分图绘制，各图刻度不同" in caption
+
+
+def test_all_zero_series_gets_its_own_panel():
+    from datetime import date
+
+    from warehouse.bulletin.charts import Series, panel_chart
+
+    months = [date(2023, m, 1) for m in (1, 2, 3)]
+    series = [Series("有效评价", "#000", "line", [900, 950, 990]), Series("差评", "#b00", "dash", [0, 0, 0])]
+    svg, note = panel_chart("t", "条", months, series)
+    assert _panels(svg) == 2 and "差评各月均为0" in note
+
+
+def test_public_edition_has_no_run_batch_or_file_detail(shared):
+    con, paths = shared
+    data = collect(con, "x")
+    public = paths["html"].read_text(encoding="utf-8") + paths["md"].read_text(encoding="utf-8")
+    internal = paths["internal_html"].read_text(encoding="utf-8") + paths["internal_md"].read_text(encoding="utf-8")
+    for detail in ["run-2023-04-02", *(s.batch_id for s in data.sources), ".xlsx", ".csv", ".json", "隔离"]:
+        assert detail not in public, detail
+        assert detail in internal, detail
+    for document in (public, internal):
+        assert "（北京时间）" in document
+    text = _text(paths["html"].read_text(encoding="utf-8"))
+    # the plain-language note on sources: who sent what, for which period
+    assert "办件量月报：各实施部门报送（2023年3月）" in text
+    assert "指标报送表：沈阳市大数据管理局报送（2021年至2023年第一季度）" in text
+
+
+def test_file_names_in_markdown_render_inert(con, tmp_path):
+    """A file name with backticks or an ``<img onerror=…>`` shows as text in a Markdown viewer."""
+    from markdown_it import MarkdownIt
+
+    evil = "org_units/``a`<img src=x onerror=alert(1)>|`b.xlsx"
+    con.execute("UPDATE quality.load_batches SET source_path = ? WHERE batch_id = 'b-org-1'", [evil])
+    con.execute("UPDATE marts.kpi_values SET name_zh = '接入<img src=x onerror=alert(2)>`部门`数' "
+                "WHERE kpi_code = 'departments_onboarded'")
+    paths = write_bulletin(con, tmp_path / "out", "run-x")
+    for key in ("md", "internal_md"):
+        md = paths[key].read_text(encoding="utf-8")
+        rendered = MarkdownIt("commonmark").enable("table").render(md)
+        assert "<img" not in rendered, key
+        _md_tables(md)
+    rendered = MarkdownIt("commonmark").enable("table").render(paths["internal_md"].read_text(encoding="utf-8"))
+    assert html.escape("``a`<img src=x onerror=alert(1)>|`b.xlsx", quote=False) in rendered

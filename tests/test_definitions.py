@@ -1,6 +1,6 @@
 """A snapshot of the definitions graph catches accidental rewiring (asset keys, checks, jobs, ...).
 
-After an intended change, regenerate with ``UPDATE_SNAPSHOTS=1 uv run pytest tests/test_definitions.py``
+After an intended change, regenerate with ``UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_definitions.py``
 and review the diff of ``tests/snapshots/definitions.json``.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -56,7 +57,11 @@ def _expected_tables(con) -> dict[str, str]:
         ).fetchall()
     ]
     core = [c.name for c in all_contracts().values() if not c.pii_columns]
-    return {**{t: f"marts.{t}" for t in marts}, **{d: f"latest.{d}" for d in core}}
+    present = {f"{s}.{t}" for s, t in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() UNION ALL "
+        "SELECT schema_name, view_name FROM duckdb_views()").fetchall()}
+    quality = {t: src for t, (src, _) in exports.QUALITY_EXPORTS.items() if src in present}
+    return {**{t: f"marts.{t}" for t in marts}, **{d: f"latest.{d}" for d in core}, **quality}
 
 
 def _rows(table: pa.Table, columns: list[str]) -> list[tuple]:
@@ -75,7 +80,7 @@ def test_every_table_without_personal_data_is_exported(shared):
     manifest = _manifest(out)
     assert set(manifest["tables"]) == set(expected)
     assert "service_cases" not in manifest["tables"] and not (out / "service_cases").exists()
-    assert {p.name for p in out.iterdir() if p.is_dir()} == set(expected)
+    assert {p.name for p in out.iterdir() if p.is_dir()} == set(expected) | {"runs", "latest"}
     assert summary["rows"] == sum(t["rows"] for t in manifest["tables"].values())
     assert summary["files"] == sum(len(t["files"]) for t in manifest["tables"].values())
     assert set(summary["tables"]) == set(expected)
@@ -347,3 +352,59 @@ def test_large_table_streams_into_several_files(con, tmp_path, monkeypatch):
         .column("month")
         .to_pylist()
     )
+
+
+def test_every_exported_column_carries_its_chinese_label_unit_and_description(sample_run):
+    """What a BI tool sees opening any file the real run exported, with pyarrow: no bare snake_case names."""
+    out = sample_run["exports"]
+    manifest = _manifest(out)
+    han = re.compile(r"[\u4e00-\u9fff]")
+    for table, entry in manifest["tables"].items():
+        for f in entry["files"]:
+            schema = pq.read_schema(out / f["path"])
+            assert han.search(schema.metadata[b"description"].decode()), (table, "table description")
+            for field in schema:
+                meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+                assert han.search(meta.get("label_zh", "")), (table, field.name, meta)
+                assert meta.get("unit"), (table, field.name, meta)
+                assert meta.get("description"), (table, field.name, meta)
+    reviews = pq.read_schema(next((out / "case_volume_monthly").rglob("*.parquet")))
+    assert reviews.field("cases").metadata[b"unit"].decode() == "件"
+    assert reviews.field("cases").metadata[b"label_zh"].decode() == "办件量"
+    volume = pq.read_schema(next((out / "service_volume_monthly").rglob("*.parquet")))
+    assert volume.field("reviews").metadata[b"unit"].decode() == "条"
+
+
+def test_manifest_gives_period_range_and_data_as_of(sample_run):
+    out = sample_run["exports"]
+    con = duckdb.connect(str(sample_run["warehouse"]), read_only=True)
+    tables = _manifest(out)["tables"]
+    lo, hi = con.execute("SELECT min(month)::VARCHAR, max(month)::VARCHAR FROM marts.service_volume_monthly"
+                         ).fetchall()[0]
+    assert tables["service_volume_monthly"]["period_range"] == {"column": "month", "min": lo, "max": hi}
+    newest = con.execute("SELECT max(received_at)::VARCHAR FROM quality.load_batches "
+                         "WHERE dataset = 'org_units' AND status <> 'duplicate'").fetchall()[0][0]
+    assert tables["org_units"]["data_as_of"] == newest
+    assert tables["kpi_values"]["columns"]["value"]["label_zh"] == "指标值"
+    assert tables["quarantine"]["columns"]["department"]["label_zh"] == "报送部门名称"
+    con.close()
+
+
+def test_quality_tables_are_exported_without_personal_data(shared):
+    _, out, _ = shared
+    tables = _manifest(out)["tables"]
+    assert {"load_batches", "check_results"} <= set(tables)
+    for entry in tables.values():
+        assert "raw_values" not in entry["schema"] and not PII & set(entry["schema"])
+
+
+def test_each_run_is_kept_in_a_dated_folder_with_latest_and_retention(con, tmp_path):
+    out = tmp_path / "exports"
+    folders = [Path(export_parquet(con, out, f"run-{i}", keep_runs=2)["run_folder"]) for i in range(3)]
+    kept = sorted(p.name for p in (out / "runs").iterdir())
+    assert kept == sorted(p.name for p in folders[1:])
+    assert (out / "latest").resolve() == folders[-1].resolve()
+    manifest = json.loads((out / "latest" / "_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["run_id"] == "run-2"
+    first = manifest["tables"]["kpi_values"]["files"][0]["path"]
+    assert pq.read_table(out / "latest" / first).num_rows == pq.read_table(out / first).num_rows

@@ -105,6 +105,11 @@ def test_percent(value, text):
 def test_units_decide():
     assert format_kpi(1.46, "天") == "1.5天"
     assert format_kpi(12.0, "天") == "12天"
+    # below one day a duration reads in hours: the sample's median handling time
+    assert format_kpi(0.06851851851851852, "工作日") == "1.6小时"
+    assert format_kpi(0.25, "天") == "6小时"
+    assert format_kpi(0.9999, "工作日") == "1个工作日"  # 24.0 hours is a day
+    assert format_kpi(2.54, "工作日") == "2.5个工作日"
     assert format_kpi(4, "级") == "4级"
     assert format_kpi(24, "类") == "24类"
     assert format_kpi(250_000, "G") == "250000G"  # bandwidth is never written in 万

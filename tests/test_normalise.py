@@ -600,3 +600,25 @@ def test_gbk_csv_with_personal_data_end_to_end(tmp_path: Path) -> None:
     dump = out.write_csv()
     for clear in ("13800138000", "21010219900101123X", "13900139000", "21010219900101124X"):
         assert clear not in dump
+
+
+FAST_FORM_TEXTS = [
+    "2023-01-05 09:30:00", "2023/01/05 09:30:00", "2023/01/05 09:30", "2023-01-05 09:30", "2023-01-05",
+    "2023-02-29 10:00:00", "2024-02-29 10:00:00", "2023-13-01 00:00:00", "2023-01-05 24:00:00",
+    "2023-01-05 23:59:60", "0000-01-01 00:00:00", "2023/02/30 08:00", "9999-12-31 23:59:59",
+]
+
+
+def test_timestamp_fast_path_agrees_with_the_general_parse():
+    """Machine-form timestamps take a shortcut; it must give what the general parse gives."""
+    from assets.ingest import normalise as n
+
+    frame = pl.DataFrame({"t": FAST_FORM_TEXTS})
+    plan = n._Plan()
+    whole, _ = n._p_datetime(plan, "t", 0)
+    general_plan = n._Plan()
+    general, _ = n._p_datetime_general(general_plan, "t", 0)
+    got = plan.run(frame.lazy()).select(pl.col(whole).cast(pl.String)).collect().to_series().to_list()
+    want = general_plan.run(frame.lazy()).select(pl.col(general).cast(pl.String)).collect().to_series().to_list()
+    assert got == want
+    assert got[0] == "2023-01-05 09:30:00.000000" and got[5] is None and got[6] == "2024-02-29 10:00:00.000000"

@@ -300,7 +300,7 @@ def test_registers_give_the_published_counts(expected: dict) -> None:
         sum(r[3] == "即办件" for r in items),
     ) == (1000, 1000, 994, 703)
 
-    nodes = [r for r in _csv("extranet_nodes/政务外网接入点清单.csv", "gbk")[1:] if r[7] == "在用"]
+    nodes = [r for r in _csv("extranet_nodes/政务外网接入点清单.csv", "gbk")[2:] if r[7] == "在用"]
     assert len(nodes) == 3991 and len({r[2] for r in nodes}) == 4
     assert sum(r[5] == "1" for r in nodes) / len(nodes) == expected["kpis"]["ipv6_dual_stack_share"]
 
@@ -328,7 +328,25 @@ def test_codes_resolve_against_the_registers(expected: dict) -> None:
         i.endswith("X") for i in ids
     )
     assert all(re.fullmatch(r"1[3-9]\d{9}", c["applicant_phone"]) for c in march)
-    nodes = _csv("extranet_nodes/政务外网接入点清单.csv", "gbk")[1:]
+    nodes = _csv("extranet_nodes/政务外网接入点清单.csv", "gbk")[2:]  # title line, header
     assert {r[3] for r in nodes} <= regions
     systems = _sheet("cloud_systems/政务云业务系统清单_2022年4月.xlsx")[2:]
     assert {r[2] for r in systems} <= depts
+
+
+def test_registers_state_the_date_they_describe(expected: dict) -> None:
+    """Each register says which date it is as of, in one of the ways departments write it."""
+    assert expected["register_as_of"] == {
+        "cloud_systems": "2022-04-30",
+        "extranet_nodes": "2022-04-28",
+        "org_units": "2023-03-31",
+        "service_items": "2023-03-31",
+    }
+    org = _sheet("org_units/部门与区划名录_2023年3月.xlsx", "部门")
+    assert "截至2023年3月31日" in org[0][0]  # a title row (the other sheets share it)
+    items = _csv("service_items/政务服务事项清单_2023-03.csv", "utf-8")
+    assert items[0][-1] == "统计日期" and {r[-1] for r in items[1:]} == {"2023-03-31"}  # a column
+    nodes = _csv("extranet_nodes/政务外网接入点清单.csv", "gbk")
+    assert "截至2022年4月28日" in nodes[0][0]  # a title line above the CSV header
+    systems = _sheet("cloud_systems/政务云业务系统清单_2022年4月.xlsx")
+    assert "截至2022年4月" in systems[0][0]  # a month: its last day

@@ -57,6 +57,60 @@ def test_every_kpi_equals_the_independently_computed_value(published):
         assert actual == pytest.approx(expected, rel=1e-9, abs=1e-12), code
 
 
+def test_reference_month_figures_are_dated_no_later_than_that_month(published):
+    """March 2023 holds every KPI, each true for a date in or before March, never the load date."""
+    month = date.fromisoformat(EXPECTED["reference_period"] + "-01")
+    rows = dict(published.execute(
+        """SELECT kpi_code, as_of FROM marts.kpi_values
+           WHERE scope = 'city' AND period_grain = 'month' AND period_start = ?""", [month]).fetchall())
+    assert set(EXPECTED["kpis"]) <= set(rows)
+    assert max(rows.values()) == date(2023, 3, 31)
+    registers = {"extranet_nodes": "extranet_nodes", "cloud_systems_hosted": "cloud_systems",
+                 "departments_onboarded": "org_units", "item_online_rate": "service_items"}
+    for code, dataset in registers.items():
+        assert rows[code].isoformat() == EXPECTED["register_as_of"][dataset], code
+    # the register snapshot is also the batch's period, and no batch fell back to its delivery date
+    periods = dict(published.execute(
+        """SELECT dataset, period_max FROM quality.load_batches
+           WHERE dataset IN ('org_units', 'service_items', 'extranet_nodes', 'cloud_systems')""").fetchall())
+    assert periods == EXPECTED["register_as_of"]
+    assert published.execute(
+        "SELECT count(*) FROM quality.load_batches WHERE reason LIKE '%送达日期%'").fetchone()[0] == 0
+
+
+def test_snapshot_figures_exist_for_every_month_after_the_first_snapshot(published):
+    months = published.execute(
+        """SELECT min(period_start), max(period_start), count(*), min(as_of), max(as_of)
+           FROM marts.kpi_values WHERE kpi_code = 'extranet_nodes' AND scope = 'city'""").fetchone()
+    # from April 2022 (the register is as of 2022-04-28) to March 2023, the same snapshot
+    assert months == (date(2022, 4, 1), date(2023, 3, 1), 12, date(2022, 4, 28), date(2022, 4, 28))
+
+
+def test_every_month_the_data_supports_has_its_kpis(published):
+    """Cumulative figures for every month of the monthly reports and records (2019-01..2023-03),
+    flows for every record month, register figures from their first snapshot on."""
+    def months(code: str) -> list[date]:
+        return [r[0] for r in published.execute(
+            """SELECT period_start FROM marts.kpi_values
+               WHERE kpi_code = ? AND scope = 'city' AND period_grain = 'month' ORDER BY 1""",
+            [code]).fetchall()]
+
+    cumulative = months("case_volume_cumulative")
+    assert cumulative[0] == date(2019, 1, 1) and cumulative[-1] == date(2023, 3, 1)
+    assert len(cumulative) == 51  # every month, none skipped
+    assert months("on_time_completion_rate") == [date(2022, 12, 1), date(2023, 1, 1),
+                                                 date(2023, 2, 1), date(2023, 3, 1)]
+    assert months("item_online_rate") == [date(2023, 3, 1)]  # the item register is of 2023-03-31
+    assert months("cloud_systems_hosted")[0] == date(2022, 4, 1)
+    # December 2022's cumulative total is March's minus the records of 2023
+    dec, mar = (published.execute(
+        """SELECT value FROM marts.kpi_values WHERE kpi_code = 'case_volume_cumulative'
+           AND scope = 'city' AND period_grain = 'month' AND period_start = ?""", [m]).fetchone()[0]
+        for m in (date(2022, 12, 1), date(2023, 3, 1)))
+    per_month = EXPECTED["details"]["record_cases_per_month"]
+    assert mar - dec == sum(per_month[m] for m in ("2023-01", "2023-02", "2023-03"))
+
+
 def test_published_figures_print_as_the_bureau_writes_them(published):
     values = latest_city(published)
     for kpi in load_catalogue():
@@ -75,7 +129,8 @@ def test_the_main_command_prints_every_reference_figure(run, published, capsys):
     for shown in ["7085.4万件", "4652.2万条", "99.4%", "70.3%", "94.2%", "433个", "2413个", "3991个",
                   "20G", "241个", "80%", "9339条", "49亿条", "3亿元"]:
         assert shown in printed
-    assert "≠" not in printed
+    table, legend = printed.split("公开数：", 1)
+    assert "≠" not in table and "≠ 不一致" in legend  # no figure differs; the legend explains the marks
 
 
 def test_every_file_is_accounted_for_row_by_row(published):
@@ -101,12 +156,21 @@ def test_overlapping_months_reconcile_and_no_blocking_check_fails(published):
     assert ok is True
 
 
-def test_exports_and_bulletin_are_written(run):
+def test_exports_and_the_latest_months_bulletin_are_written(run):
     manifest = json.loads((run["exports"] / "_manifest.json").read_text(encoding="utf-8"))
     assert "kpi_values" in json.dumps(manifest)
-    html = (run["exports"] / "bulletin" / "bulletin.html").read_text(encoding="utf-8")
-    for shown in ["7085.4万件", "4652.2万条", "99.4%", "49亿条"]:
+    month = EXPECTED["reference_period"]
+    assert run["bulletin"].success and run["bulletin"].dagster_run.tags["dagster/partition"] == month
+    folder = run["exports"] / "bulletin" / month
+    html = (folder / "bulletin.html").read_text(encoding="utf-8")
+    for shown in ["7085.4万件", "4652.2万条", "49亿条"]:
         assert shown in html
+    # issue 7: the March 2023 bulletin states no date after March 2023 for any figure
+    year, last = map(int, month.split("-"))
+    for document in (html, (folder / "internal.html").read_text(encoding="utf-8")):
+        stated = {(int(y), int(m)) for y, m in re.findall(r"(\d{4})年(\d{1,2})月", document)}
+        assert stated and max(stated) <= (year, last), sorted(stated)[-3:]
+    assert f"{year}年{last}月" in (run["exports"] / "bulletin" / "index.html").read_text(encoding="utf-8")
 
 
 def test_no_applicant_id_or_phone_in_clear_in_any_output(run):
@@ -133,5 +197,5 @@ def test_no_applicant_id_or_phone_in_clear_in_any_output(run):
     for path in outputs:
         found = pattern.search(path.read_bytes())
         assert found is None, f"personal data in clear in {path}"
-    events = "\n".join(str(e) for e in run["result"].all_events).encode()
+    events = "\n".join(str(e) for r in (run["result"], run["bulletin"]) for e in r.all_events).encode()
     assert pattern.search(events) is None, "personal data in Dagster events/metadata"

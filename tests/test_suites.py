@@ -61,7 +61,8 @@ def test_service_cases_suite() -> None:
 def test_compound_keys_ranges_and_flagged_references() -> None:
     items = {s.name: s for s in suite_for(get_contract("service_items"))}
     assert items["keys_unique"].gx_type == "ExpectCompoundColumnsToBeUnique"
-    assert items["keys_unique"].kwargs == {"column_list": ["item_code", "version"]}
+    # one row per item version per register date (as_of): each snapshot is kept
+    assert items["keys_unique"].kwargs == {"column_list": ["item_code", "version", "as_of"]}
     assert items["promised_days_between"].kwargs == {
         "column": "promised_days", "min_value": 0, "max_value": 365}
 

@@ -37,11 +37,15 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("rows_quarantined", "BIGINT", "隔离行数"),
             ("rows_skipped", "BIGINT", "跳过行数（合计、小计、总计行）"),
             ("status", "VARCHAR NOT NULL", "状态：loaded 已载入, partially_loaded 部分载入, failed 失败, "
-                                           "superseded 已被取代, duplicate 重复报送"),
+                                           "superseded 已被取代, duplicate 重复报送, "
+                                           "loading 载入中（运行中断时由下次运行回滚）"),
             ("reason", "VARCHAR", "原因说明（失败、重复或部分载入时）"),
             ("encoding", "VARCHAR", "检测到的文本编码"),
             ("period_min", "VARCHAR", "该批次数据覆盖的最早统计期"),
             ("period_max", "VARCHAR", "该批次数据覆盖的最晚统计期"),
+            ("failure_kind", "VARCHAR", "失败原因归属（status 为 failed 时）：file 报送文件的问题，"
+                                        "需部门更正后重新报送；pipeline 系统原因（配置、内存、磁盘、"
+                                        "程序错误），下次运行自动重试"),
         ],
     ),
     "quarantine": (
@@ -83,6 +87,12 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
 }
 
 
+AS_OF_COMMENT = (
+    "：本期登记表所述的日期（截至日期），取自统计日期列、标题行（如“截至2023年3月31日”）或工作表名，"
+    "都没有时取送达日期并在批次记录中提示；同一编码每个统计日期一行，按统计日期保留各期快照"
+)
+
+
 def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
     """(name, type, comment) of every column of ``core.<dataset>``, in order."""
     cols = []
@@ -94,6 +104,8 @@ def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
             comment += "；取值：" + "、".join(c.values)
         if c.unit:
             comment += f"；单位：{c.unit}"
+        if c.type == "as_of":
+            comment += AS_OF_COMMENT
         cols.append((c.name, c.duckdb_type, comment))
         if c.flag_column:
             ref_ds, _ = c.reference
@@ -127,6 +139,9 @@ def create_core_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> Non
     )
     con.execute(f"COMMENT ON VIEW latest.{quote(contract.name)} IS "
                 f"{literal(contract.title_zh + '（当前有效版本）')}")
+    # A view's columns carry no comment of their own: analysts browse latest.*, so repeat them.
+    for c, _, text in core_columns(contract):
+        con.execute(f"COMMENT ON COLUMN latest.{quote(contract.name)}.{quote(c)} IS {literal(text)}")
 
 
 def create_all(con: duckdb.DuckDBPyConnection) -> None:

@@ -9,8 +9,8 @@ definitions and the KPI catalogue). This module reads those comments back from D
 
 Regenerate after changing a contract, the quality tables, the marts or the KPI catalogue::
 
-    uv run python -m warehouse.dictionary            # writes docs/data-dictionary.md
-    uv run python -m warehouse.dictionary --check    # exit 1 if the committed file is stale
+    .venv/bin/python -m warehouse.dictionary            # writes docs/data-dictionary.md
+    .venv/bin/python -m warehouse.dictionary --check    # exit 1 if the committed file is stale
 
 ``tests/test_docs.py`` fails when the committed file differs from a fresh rendering.
 """
@@ -25,7 +25,7 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "data-dictionary.md"
-REGENERATE = "uv run python -m warehouse.dictionary"
+REGENERATE = ".venv/bin/python -m warehouse.dictionary"
 
 # The public schemas, in the order the dictionary presents them, with what each holds.
 SCHEMAS: dict[str, str] = {
@@ -217,10 +217,12 @@ def reference_warehouse() -> duckdb.DuckDBPyConnection:
     """A fresh in-memory warehouse: every table, view and comment, and the KPI catalogue."""
     from warehouse.ddl import create_all
     from warehouse.marts import build_marts
+    from warehouse.views import create_reader_views
 
     con = duckdb.connect(":memory:")
     create_all(con)
     build_marts(con)  # works on an empty warehouse: fills the catalogue, the figures stay empty
+    create_reader_views(con)
     return con
 
 

@@ -67,6 +67,8 @@ import pyarrow.parquet as pq
 
 from expectations.contract import all_contracts
 from expectations.sql import quote
+from warehouse.export_metadata import coverage, describe, label_and_unit
+from warehouse.export_runs import keep_run
 
 MANIFEST = "_manifest.json"
 MANIFEST_VERSION = 1
@@ -91,6 +93,19 @@ MARTS_LAYOUT: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
     ),
     "kpi_values": ("grain", '"period_grain"', ("kpi_code", "period_start", "scope")),
     "kpi_catalogue": (None, None, ("kpi_code",)),
+}
+
+
+# Names under exports/ that are not tables (see export_runs.py, the bulletin and the return workbooks).
+RESERVED = {"runs", "latest", "bulletin", "returns"}
+
+# Quality tables for report generators: (source, columns never exported). The quarantine is
+# exported from ``quality.rejected_rows`` (it adds the department) without the raw values,
+# which hold personal data (hashed) and whatever else a department typed.
+QUALITY_EXPORTS: dict[str, tuple[str, set[str]]] = {
+    "load_batches": ("quality.load_batches", set()),
+    "quarantine": ("quality.rejected_rows", {"raw_values"}),
+    "check_results": ("quality.check_results", set()),
 }
 
 
@@ -224,10 +239,16 @@ def _plans(con: duckdb.DuckDBPyConnection) -> list[_Plan]:
                 order,
             )
         )
+    for table, (source, exclude) in QUALITY_EXPORTS.items():
+        schema_name, rel = source.split(".")
+        if rel in _relations(con, schema_name):
+            plans.append(_plan(table, source, _columns(con, schema_name, rel), pii | exclude, None, None, ()))
     seen: set[str] = set()
     for p in plans:
         if p.table in seen:
             raise ValueError(f"two warehouse tables would both be exported as exports/{p.table}")
+        if p.table in RESERVED:
+            raise ValueError(f"exports/{p.table} is reserved for the run folders")
         seen.add(p.table)
     return plans
 
@@ -336,8 +357,10 @@ def _aligned(reader: pa.RecordBatchReader, plan: _Plan) -> pa.RecordBatchReader:
     """The rows in the plan's schema: columns reordered and cast, gone ones null, key last."""
     out_fields = list(plan.schema)
     if plan.key:
-        out_fields.append(pa.field(plan.key, pa.string()))
-    out_schema = pa.schema(out_fields)
+        label, unit = label_and_unit(plan.key, None, None)
+        out_fields.append(pa.field(plan.key, pa.string(), metadata={"label_zh": label, "unit": unit,
+                                                                     "description": label}))
+    out_schema = pa.schema(out_fields, metadata=plan.schema.metadata)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in reader:
@@ -442,7 +465,7 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:60]
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: str) -> dict:
+def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: str, keep_runs: int = 10) -> dict:
     """Write ``exports/<table>/...parquet`` and ``exports/_manifest.json`` (see the module doc).
 
     Returns ``{"run_id", "written_at", "tables": {table: {"rows", "files", "partitioning",
@@ -461,6 +484,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: st
     for plan in plans:  # every schema is settled before a single file is written
         current = con.sql(f"SELECT * FROM ({plan.select}) LIMIT 0").to_arrow_table().schema
         _resolve_schema(plan, current, prev_tables.get(plan.table), exports_dir)
+        plan.schema = describe(con, plan.source, plan.schema)
         leaked = pii & set(plan.schema.names)
         if leaked:
             raise RuntimeError(
@@ -488,6 +512,9 @@ def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: st
             ]
             tables[plan.table] = {
                 "source": plan.source,
+                "description": plan.schema.metadata[b"description"].decode(),
+                **coverage(con, plan.table, plan.source, plan.select),
+                "columns": {f.name: {k.decode(): v.decode() for k, v in f.metadata.items()} for f in plan.schema},
                 "run_id": run_id,
                 "written_at": written_at,
                 "rows": sum(f["rows"] for f in files),
@@ -529,6 +556,8 @@ def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: st
         tmp = exports_dir / f".{MANIFEST}.{tag}.tmp"
         tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, exports_dir / MANIFEST)
+        stamp = f"{datetime.fromisoformat(written_at):%Y%m%dT%H%M%SZ}_{_safe(run_id)[:8]}"
+        run_dir = keep_run(exports_dir, manifest, exports_dir / MANIFEST, stamp, keep_runs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
@@ -550,6 +579,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: st
         "rows": sum(e["rows"] for e in tables.values()),
         "removed": removed,
         "manifest": str(exports_dir / MANIFEST),
+        "run_folder": str(run_dir),
     }
 
 

@@ -15,6 +15,9 @@ The rules, read off the bureau's own documents (``shared/seeds``):
   with up to 2 decimals, trimmed (``4.5G``, ``20G``).
 * percentages (unit ``%``, value already in percent 0..100): one decimal, ``.0`` trimmed
   (``99.4%``, ``100%``, ``80%``).
+* durations in days (``天``, or ``工作日`` for time counted on working days only): below one
+  day in hours, one decimal (``1.6小时``), since ``0.1天`` tells a reader nothing; from one
+  day up in days, one decimal (``3.5天``, ``2.5个工作日``).
 
 A value that rounds up across a threshold is written in the larger unit (``99,999,999`` is
 ``1亿``, not ``10000万``). Rounding is half-up on the decimal value (as a clerk rounds), not
@@ -110,17 +113,33 @@ def rounding_step(value: float, unit: str = "") -> float:
     (0.1万), ``4.9e9`` -> ``1e6`` (0.01亿), a percentage -> ``0.1``, ``9339`` -> ``0.01``.
     Formatting then parsing gives the value back to within half this step.
     """
-    if unit in ("%", "天"):
+    if unit in DURATION_UNITS:
+        return 0.1 / 24 if _in_hours(float(value)) else 0.1
+    if unit == "%":
         return 0.1
     if unit == "G":
         return _plain_parts(abs(float(value)))[1]
     return _magnitude_parts(abs(float(value)))[2]
 
 
+DURATION_UNITS = {"天": "天", "工作日": "个工作日"}
+
+
+def _in_hours(days: float) -> bool:
+    return abs(days) < 1 and _round(abs(days) * 24, 1) < 24
+
+
+def format_duration(days: float, unit: str = "天") -> str:
+    """``0.0685`` -> ``'1.6小时'``; ``3.5`` -> ``'3.5天'``; ``2.5, '工作日'`` -> ``'2.5个工作日'``."""
+    if _in_hours(days):
+        return _trim(_round(days * 24, 1)) + "小时"
+    return _trim(_round(days, 1)) + DURATION_UNITS[unit]
+
+
 def format_kpi(value: float | int | None, unit: str | None) -> str:
     """A KPI value with its catalogue unit, deciding per unit.
 
-    ``%``: a percentage (one decimal); ``天``: a duration, one decimal (``3.5天``); ``G``
+    ``%``: a percentage (one decimal); ``天``/``工作日``: a duration (:func:`format_duration`); ``G``
     (Gbit/s): the plain number (``4.5G``, ``20G``), never in 万; counts and money (``件``,
     ``条``, ``个``, ``元`` ...) and anything else: :func:`format_magnitude`.
     """
@@ -129,8 +148,8 @@ def format_kpi(value: float | int | None, unit: str | None) -> str:
         return MISSING
     if unit == "%":
         return format_percent(value)
-    if unit == "天":
-        return _trim(_round(value, 1)) + unit
+    if unit in DURATION_UNITS:
+        return format_duration(value, unit)
     if unit == "G":
         return format_plain(value) + unit
     return format_magnitude(value, unit)

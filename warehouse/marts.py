@@ -9,8 +9,17 @@ catalogue stays the one place a KPI's name and unit are written. Adding a KPI is
 catalogue entry and one SQL file; a code without SQL, or SQL without a catalogue entry, is an
 error before anything is written.
 
-The three tables are replaced in one transaction: readers see the old marts or the new ones,
-never a mix, and a failing KPI leaves the previous marts in place.
+Every KPI is computed for every month the data supports (``period_grain = 'month'``): flows per
+month, cumulative figures as of each month-end, and register (snapshot) figures as of each
+month-end from the latest register snapshot dated on or before it. The month grid and one
+temporary view per register, ``<register>_at_month_end``, are built here before the KPI SQL
+runs, so each KPI file reads "the register as of month M" without repeating how it is found.
+``kpi_values.as_of`` says which date a figure is true for (a snapshot's own date may be earlier
+than the month-end it is carried to). Indicators reported for a year, quarter or day also keep
+a row at that grain.
+
+The tables are replaced in one transaction: readers see the old marts or the new ones, never a
+mix, and a failing KPI leaves the previous marts in place.
 """
 
 from __future__ import annotations
@@ -26,14 +35,17 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from expectations.contract import all_contracts
 from expectations.sql import literal, quote
+from warehouse.workdays import build_calendar, check_coverage
 
+MART_TABLES = ("kpi_catalogue", "workday_calendar", "service_volume_monthly", "kpi_values")
 CATALOGUE_PATH = Path(__file__).parent / "kpi_catalogue.yaml"
 SQL_DIR = Path(__file__).parent / "sql"
 KPI_SQL_DIR = SQL_DIR / "kpis"
 SERVICE_VOLUME_SQL = SQL_DIR / "marts" / "service_volume_monthly.sql"
 
-PERIOD_GRAINS = ("month", "quarter", "year", "day", "snapshot")
+PERIOD_GRAINS = ("month", "quarter", "year", "day")
 
 Columns = list[tuple[str, str, str]]  # (name, DuckDB type, Chinese comment)
 
@@ -81,9 +93,16 @@ KPI_VALUES: tuple[str, Columns] = (
         (
             "period_grain",
             "VARCHAR",
-            "统计期粒度：month 月, quarter 季, year 年, day 日, snapshot 截至某日的登记表快照",
+            "统计期粒度：month 月（流量指标为当月，累计和登记表指标为截至月末）, quarter 季, year 年, "
+            "day 日（后三者只用于按季、年、日报送的指标）",
         ),
-        ("period_start", "DATE", "统计期起始日（月、季、年的首日；snapshot 为截至日期）"),
+        ("period_start", "DATE", "统计期起始日（月、季、年的首日；day 为当日）"),
+        (
+            "as_of",
+            "DATE",
+            "数据所述日期：流量和累计指标为统计期末日；登记表指标为所用快照的统计日期（截至日期），"
+            "报送指标为所用报送期的末日；可早于统计期末（沿用最近一期）",
+        ),
         ("scope", "VARCHAR", "范围：city 全市，或6位区县代码，或部门编码"),
         ("value", "DOUBLE", "指标值（比率为百分数0-100，未四舍五入；报告中再取舍）"),
         ("unit", "VARCHAR", "计量单位"),
@@ -99,6 +118,38 @@ KPI_VALUES: tuple[str, Columns] = (
 FIGURE_COLUMNS: Columns = [
     c for c in KPI_VALUES[1] if c[0] not in ("name_zh", "unit", "run_id", "computed_at")
 ]
+# A KPI file may leave as_of out: it is then the end of the figure's period.
+OPTIONAL_FIGURE_COLUMNS = ("as_of",)
+
+# The months KPIs are computed for: from the first to the last month of any dataset's period
+# column that is a date (cases by applied_at, reviews by reviewed_at, monthly reports by month,
+# registers by as_of). Indicator periods are text and extend nothing: a figure reported for a
+# period is carried to the month-ends the rest of the data reaches.
+DATED_PERIOD_TYPES = ("timestamp", "date", "month", "as_of")
+KPI_MONTHS_SQL = """
+CREATE OR REPLACE TEMP TABLE kpi_months AS
+WITH data_months AS (
+    {data_months}
+),
+bounds AS (SELECT min(month) AS first, max(month) AS last FROM data_months)
+SELECT range::DATE AS month, last_day(range::DATE) AS month_end
+FROM bounds, range(bounds.first, bounds.last + INTERVAL 1 MONTH, INTERVAL 1 MONTH)
+"""
+
+# The register as of each month-end: the current rows of the latest snapshot dated on or
+# before it. A month before the first snapshot has no rows.
+REGISTER_AT_MONTH_END_SQL = """
+CREATE OR REPLACE TEMP VIEW {view} AS
+WITH picked AS (
+    SELECT m.month, max(s.as_of) AS as_of
+    FROM kpi_months AS m
+    JOIN (SELECT DISTINCT {as_of} AS as_of FROM {table}) AS s ON s.as_of <= m.month_end
+    GROUP BY m.month
+)
+SELECT p.month, r.* EXCLUDE ({as_of}), r.{as_of} AS as_of
+FROM picked AS p
+JOIN {table} AS r ON r.{as_of} = p.as_of
+"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,10 +287,12 @@ def _create_table(con: duckdb.DuckDBPyConnection, table: str, spec: tuple[str, C
     return name
 
 
-def _check_shape(con: duckdb.DuckDBPyConnection, label: str, sql: str, columns: Columns) -> None:
+def _check_shape(
+    con: duckdb.DuckDBPyConnection, label: str, sql: str, columns: Columns, optional=()
+) -> None:
     got = [r[0] for r in con.execute(f"DESCRIBE ({sql})").fetchall()]
     want = [c for c, _, _ in columns]
-    if sorted(got) != sorted(want):
+    if sorted(got) != sorted(want) and sorted(got) != sorted(w for w in want if w not in optional):
         raise ValueError(f"{label} returns columns {got}; expected {want}")
 
 
@@ -268,7 +321,7 @@ def _build_kpi_values(
     con.execute(f"CREATE OR REPLACE TEMP TABLE kpi_figures (sql_file VARCHAR, {body})")
     for f in files:
         try:
-            _check_shape(con, f.path.name, f.sql, FIGURE_COLUMNS)
+            _check_shape(con, f.path.name, f.sql, FIGURE_COLUMNS, OPTIONAL_FIGURE_COLUMNS)
             con.execute(
                 f"INSERT INTO kpi_figures BY NAME SELECT ? AS sql_file, * FROM ({f.sql})",
                 [f.path.name],
@@ -310,7 +363,13 @@ def _build_kpi_values(
     table = _create_table(con, "kpi_values", KPI_VALUES)
     con.execute(
         f"""INSERT INTO {table}
-            SELECT f.kpi_code, c.name_zh, f.period_grain, f.period_start, f.scope, f.value, c.unit,
+            SELECT f.kpi_code, c.name_zh, f.period_grain, f.period_start,
+                   coalesce(f.as_of, CASE f.period_grain
+                       WHEN 'month' THEN last_day(f.period_start)
+                       WHEN 'quarter' THEN last_day(f.period_start + INTERVAL 2 MONTH)
+                       WHEN 'year' THEN make_date(year(f.period_start), 12, 31)
+                       ELSE f.period_start END) AS as_of,
+                   f.scope, f.value, c.unit,
                    f.numerator, f.denominator, f.batch_ids, ? AS run_id, ? AS computed_at
             FROM kpi_figures AS f
             JOIN marts.kpi_catalogue AS c USING (kpi_code)
@@ -320,8 +379,28 @@ def _build_kpi_values(
     con.execute("DROP TABLE kpi_figures")
 
 
+def _build_month_grid(con: duckdb.DuckDBPyConnection) -> None:
+    """``kpi_months`` and one ``<register>_at_month_end`` view per dated register (TEMP)."""
+    contracts = all_contracts().values()
+    dated = [c for c in contracts if c.period and c.column(c.period).type in DATED_PERIOD_TYPES]
+    months = "\n    UNION ".join(
+        f"SELECT date_trunc('month', {quote(c.period)})::DATE AS month FROM latest.{quote(c.name)}"
+        for c in dated
+    )
+    con.execute(KPI_MONTHS_SQL.format(data_months=months))
+    registers = [c for c in contracts if c.as_of_column]
+    for c in registers:
+        con.execute(
+            REGISTER_AT_MONTH_END_SQL.format(
+                view=quote(f"{c.name}_at_month_end"),
+                table=f"latest.{quote(c.name)}",
+                as_of=quote(c.as_of_column),
+            )
+        )
+
+
 def build_marts(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> dict[str, int]:
-    """(Re)build marts.kpi_catalogue, marts.service_volume_monthly and marts.kpi_values atomically.
+    """(Re)build the marts (``MART_TABLES``) atomically.
 
     Expects the core tables and latest views (``warehouse.ddl.create_all``) and a connection
     with no transaction open (it opens its own). On any error nothing is changed and the error
@@ -333,11 +412,14 @@ def build_marts(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> di
     try:
         con.execute("CREATE SCHEMA IF NOT EXISTS marts")
         _build_catalogue(con)
+        build_calendar(con)
+        check_coverage(con)
         _build_service_volume(con)
+        _build_month_grid(con)
         _build_kpi_values(con, files, run_id, computed_at)
         counts = {
             table: con.execute(f"SELECT count(*) FROM marts.{quote(table)}").fetchone()[0]
-            for table in ("kpi_catalogue", "service_volume_monthly", "kpi_values")
+            for table in MART_TABLES
         }
         con.execute("COMMIT")
     except BaseException:

@@ -87,7 +87,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from assets.ingest.privacy import pseudonymise
+from assets.ingest.privacy import nfkc_trimmed, pseudonymise
 from assets.ingest.readers import ROW, TOTAL, SourceTable, split_unit
 from expectations.contract import Column, Contract, header_key
 
@@ -111,6 +111,7 @@ POLARS_TYPES: dict[str, pl.DataType] = {
     "timestamp": pl.Datetime("us"),
     "month": pl.Date(),
     "period": pl.String(),
+    "as_of": pl.Date(),
     "rating": pl.Int8(),
     "indicator": pl.String(),
 }
@@ -331,10 +332,6 @@ def C(name: str) -> pl.Expr:  # noqa: N802 - short on purpose: a plan column
     return pl.col(name)
 
 
-def _nfkc(e: pl.Expr) -> pl.Expr:
-    return e.cast(pl.String).str.normalize("NFKC").str.strip_chars()
-
-
 def _key(e: pl.Expr) -> pl.Expr:
     """header_key() as an expression: NFKC, no whitespace, 【】[] as (), lower case."""
     return (
@@ -352,7 +349,7 @@ def _compact(e: pl.Expr) -> pl.Expr:
 
 def _p_present(plan: _Plan, raw: pl.Expr, level: int, placeholders: list[str]) -> tuple[str, int]:
     """NFKC-trimmed text, null when empty or a placeholder."""
-    t = plan.put(level, _nfkc(raw), "nfkc")
+    t = plan.put(level, nfkc_trimmed(raw), "nfkc")
     out = plan.put(
         level + 1,
         pl.when((C(t).str.len_bytes() == 0) | C(t).is_in(placeholders)).then(None).otherwise(C(t)),
@@ -411,7 +408,7 @@ class _Number:
 
 def _unit_text(e: pl.Expr) -> pl.Expr:
     return (
-        _compact(_nfkc(e))
+        _compact(nfkc_trimmed(e))
         .str.replace_all(r"^[(\[]+|[)\]]+$", "")
         .str.replace(r"^(?:计量|金额|数量)?单位[:：]?", "")
     )
@@ -500,7 +497,7 @@ def _context(header_unit: str | None, row_unit: pl.Expr | None) -> pl.Expr | Non
     """The unit a value without its own takes: its row's unit column, else its header's."""
     header = pl.lit(header_unit, dtype=pl.String) if header_unit else None
     if row_unit is not None:
-        row = _nfkc(row_unit)
+        row = nfkc_trimmed(row_unit)
         row = pl.when(row.str.len_bytes() > 0).then(row).otherwise(None)
         return pl.coalesce(row, header) if header is not None else row
     return header
@@ -697,7 +694,33 @@ def _pad2(e: pl.Expr) -> pl.Expr:
 
 
 def _p_datetime(plan: _Plan, text: str, level: int) -> tuple[str, int]:
-    """Datetime('us') from the many ways a clerk writes a date or time; null when unreadable."""
+    """Datetime('us') from the many ways a clerk writes a date or time; null when unreadable.
+
+    Texts already in one of the machine forms of ``_FAST_FORMS`` are parsed directly; the general
+    parse below sees only the other texts (null elsewhere, which its string kernels skip). A fast
+    form's regex admits only texts whose general parse is the same ``strptime`` of the same
+    digits, so both paths give the same value: it is one parser with a shortcut, 40x cheaper on
+    a platform export where every timestamp is ``2023-01-01 09:30:00``.
+    """
+    fast = plan.put(level, pl.coalesce([
+        pl.when(C(text).str.contains(pattern)).then(C(text).str.strptime(pl.Datetime("us"), fmt, strict=False))
+        for pattern, fmt in _FAST_FORMS]), "dfast")
+    rest = plan.put(level + 1, pl.when(C(fast).is_null()).then(C(text)), "drest")
+    general, after = _p_datetime_general(plan, rest, level + 2)
+    out = plan.put(after, pl.coalesce(C(fast), C(general)), "dt")
+    return out, after + 1
+
+
+_FAST_FORMS = [
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "%Y-%m-%d %H:%M:%S"),
+    (r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}$", "%Y/%m/%d %H:%M:%S"),
+    (r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}$", "%Y/%m/%d %H:%M"),
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$", "%Y-%m-%d %H:%M"),
+    (r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d"),
+]
+
+
+def _p_datetime_general(plan: _Plan, text: str, level: int) -> tuple[str, int]:
     L = level
     t = plan.put(L, C(text).str.to_lowercase().str.replace_all(r"\s+", " "), "dl")
     g = plan.put(L + 1, C(t).str.extract_groups(_DATETIME_RE), "dg")
@@ -867,6 +890,28 @@ def _p_period(plan: _Plan, text: str, level: int) -> tuple[str, int]:
     return out, last + 1
 
 
+def _p_as_of(plan: _Plan, text: str, level: int) -> tuple[str, int]:
+    """The last day of the period a text names: '2023年3月底' -> 2023-03-31, '2022年' -> 2022-12-31."""
+    period, L = _p_period(plan, text, level)
+    p = C(period)
+    month_end = lambda first: first.str.strptime(pl.Date, "%Y-%m-%d", strict=False).dt.month_end()  # noqa: E731
+    out = plan.put(
+        L,
+        pl.when(p.str.contains(r"^\d{4}-\d{2}-\d{2}$"))
+        .then(p.str.strptime(pl.Date, "%Y-%m-%d", strict=False))
+        .when(p.str.contains(r"^\d{4}-\d{2}$"))
+        .then(month_end(p + "-01"))
+        .when(p.str.contains(r"^\d{4}-Q[1-4]$"))
+        .then(month_end(pl.concat_str([p.str.slice(0, 4), pl.lit("-"),
+                                       _pad2((p.str.slice(6, 1).cast(pl.Int32) * 3).cast(pl.String)),
+                                       pl.lit("-01")])))
+        .when(p.str.contains(r"^\d{4}$"))
+        .then((p + "-12-31").str.strptime(pl.Date, "%Y-%m-%d", strict=False)),
+        "as_of",
+    )
+    return out, L + 1
+
+
 def _p_indicator(plan: _Plan, text: str, level: int) -> tuple[str, int]:
     names, _ = indicator_catalogue()
     k = plan.put(level, _key(C(text)), "ik")
@@ -934,6 +979,9 @@ def plan_column(
         value = C(out)
     elif kind == "period":
         out, _ = _p_period(plan, text, L)
+        value = C(out)
+    elif kind == "as_of":
+        out, _ = _p_as_of(plan, text, L)
         value = C(out)
     elif kind == "indicator":
         out, _ = _p_indicator(plan, text, L)
@@ -1012,7 +1060,7 @@ def normalise(
         # a placeholder ('-', 'N/A', '无') is no one's identity: missing, not hashed
         frame = frame.with_columns(
             [
-                pl.when(_nfkc(pl.col(s)).is_in(TYPED_PLACEHOLDERS))
+                pl.when(nfkc_trimmed(pl.col(s)).is_in(TYPED_PLACEHOLDERS))
                 .then(None)
                 .otherwise(pl.col(s))
                 .alias(s)

@@ -32,9 +32,18 @@ def _pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
 
 
+def nfkc_trimmed(e: pl.Expr) -> pl.Expr:
+    """NFKC-normalised and trimmed text. Only text with a non-ASCII character can change under NFKC,
+    so only that text is normalised: machine exports are mostly ASCII, and normalising every
+    value cost more than half of reading them (0.8 s vs 0.35 s per million rows, 12 columns)."""
+    text = e.cast(pl.String)
+    wide = pl.when(text.str.contains(r"[^\x00-\x7f]")).then(text)
+    return pl.coalesce(wide.str.normalize("NFKC"), text).str.strip_chars()
+
+
 def normalised_text(column: str) -> pl.Expr:
     """The text that is hashed: NFKC, trimmed; empty → null."""
-    text = pl.col(column).cast(pl.String).str.normalize("NFKC").str.strip_chars()
+    text = nfkc_trimmed(pl.col(column))
     return pl.when(text.str.len_bytes() > 0).then(text).otherwise(None)
 
 
@@ -55,7 +64,7 @@ def pseudonymise(frame: pl.DataFrame, columns: list[str], key: bytes) -> pl.Data
     )
     # DuckDB hashes the record batches of an Arrow table on parallel threads (keeping their
     # order), but a polars frame converts to one or two big batches: cut it up first.
-    arrow = clear.to_arrow()
+    arrow = clear.to_arrow(compat_level=pl.CompatLevel.newest())
     values = pa.Table.from_batches(arrow.to_batches(max_chunksize=HASH_BATCH_ROWS), schema=arrow.schema)
     con = duckdb.connect()
     try:

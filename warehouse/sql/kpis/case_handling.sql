@@ -2,34 +2,47 @@
 --
 -- on_time_completion_rate 按时办结率（%）
 --   口径：统计期内办结且在事项承诺时限（工作日）内办结的办件数 / 办结办件数。
--- median_handling_days 办理时长中位数（天）
---   口径：统计期内办结办件的办结时间减受理时间的中位数（天）。
+-- median_handling_days 办理时长中位数（工作日）
+--   口径：统计期内办结办件的办理时长（受理至办结之间落在工作日内的时间）的中位数，单位工作日（24小时）。
+--
+-- 工作日按中国大陆法定工作日历（含调休）计：marts.workday_calendar，每天一行，由 chinesecalendar
+-- 包生成（见 warehouse/workdays.py）；办件的受理或办结日期不在日历覆盖年份内时不出数而是报错。
 --
 -- 计算方法（只用当前有效数据 latest.*；统计期 = 月，按申请时间归月；范围 = 全市、各实施部门）：
 --   * 办结办件 = 办理状态为“已办结”且办结时间不为空；起算时间 = 受理时间，受理时间为空时用申请时间。
---   * 按时办结：办件按事项编码关联当前在用（事项状态“在用”）的事项版本（同一事项有多个在用版本时
---     取版本号最大的：能按数字比较的按数字，否则按文本）；
---     date_diff('day', 起算时间, 办结时间) <= 承诺办结时限 即为按时，即办结日不晚于起算日之后第 N 个
---     自然日（承诺时限为 0 的即办件须当日办结）。
---     注意：承诺时限按工作日计，这里用自然日近似：自然日含周末和法定节假日，跨周末、节假日的办件
---     可能被判为超时，结果偏严，仅作近似。
+--   * 按时办结：办件按事项编码关联事项清单最新一期（统计日期 as_of 最晚的一期，即现行清单）中在用的事项版本（同一事项有多个
+--     在用版本时取版本号最大的：能按数字比较的按数字，否则按文本）；
+--     承诺时限 N 个工作日从受理次日起算：受理日之后到办结日（含）之间的工作日数
+--     = workday_seq(办结日) − workday_seq(受理日) <= N 即为按时。N = 0 的即办件须在受理当日
+--     （或其后第一个工作日之前）办结；节假日、周末、调休均按日历。
 --     找不到在用事项或事项未填承诺时限的办件不计入分子和分母。
---   * 办理时长 = (办结时间 − 起算时间) 的秒数 / 86400，取中位数（quantile_cont 0.5），单位天，不四舍五入。
+--   * 办理时长 = 起算时间至办结时间之间落在工作日的秒数 / 86400（周末、法定节假日不计时，调休上班日计时）：
+--     某时刻之前的累计工作秒数 = work_seconds_before(当日) + (当日为工作日 ? 当日零点起的秒数 : 0)，
+--     两时刻之差即其间的工作时间。取中位数（quantile_cont 0.5），单位工作日（24小时），不四舍五入；
+--     不足一天的，报告中以小时表示。
 --   batch_ids：按时办结率含办件批次和所关联事项行的批次；中位数只含办件批次。
 WITH finished AS (
-    SELECT date_trunc('month', applied_at)::DATE AS month,
-           dept_code,
-           item_code,
-           coalesce(accepted_at, applied_at) AS started_at,
-           finished_at,
-           batch_id
-    FROM latest.service_cases
-    WHERE status = '已办结' AND finished_at IS NOT NULL
+    SELECT date_trunc('month', c.applied_at)::DATE AS month,
+           c.dept_code,
+           c.item_code,
+           s.workday_seq AS start_seq,
+           f.workday_seq AS finish_seq,
+           (f.work_seconds_before + CASE WHEN f.is_workday THEN epoch(c.finished_at) - epoch(f.day) ELSE 0 END)
+           - (s.work_seconds_before + CASE WHEN s.is_workday THEN epoch(c.started_at) - epoch(s.day) ELSE 0 END)
+               AS working_seconds,
+           c.batch_id
+    FROM (
+        SELECT *, coalesce(accepted_at, applied_at) AS started_at
+        FROM latest.service_cases
+        WHERE status = '已办结' AND finished_at IS NOT NULL
+    ) AS c
+    JOIN marts.workday_calendar AS s ON s.day = c.started_at::DATE
+    JOIN marts.workday_calendar AS f ON f.day = c.finished_at::DATE
 ),
 items_in_use AS (
     SELECT item_code, promised_days, batch_id
     FROM latest.service_items
-    WHERE item_status = '在用'
+    WHERE item_status = '在用' AND as_of = (SELECT max(as_of) FROM latest.service_items)
     QUALIFY row_number() OVER (
         PARTITION BY item_code
         ORDER BY try_cast(version AS DOUBLE) DESC NULLS LAST, version DESC, valid_from DESC
@@ -38,7 +51,7 @@ items_in_use AS (
 on_time AS (
     SELECT f.month,
            CASE WHEN grouping(f.dept_code) = 0 THEN f.dept_code ELSE 'city' END AS scope,
-           count(*) FILTER (WHERE date_diff('day', f.started_at, f.finished_at) <= i.promised_days)::DOUBLE AS numerator,
+           count(*) FILTER (WHERE f.finish_seq - f.start_seq <= i.promised_days)::DOUBLE AS numerator,
            count(*)::DOUBLE AS denominator,
            list(DISTINCT f.batch_id) || list(DISTINCT i.batch_id) AS batch_ids
     FROM finished AS f
@@ -49,7 +62,7 @@ on_time AS (
 handling AS (
     SELECT month,
            CASE WHEN grouping(dept_code) = 0 THEN dept_code ELSE 'city' END AS scope,
-           median((epoch(finished_at) - epoch(started_at)) / 86400) AS median_days,
+           median(working_seconds / 86400) AS median_days,
            list(DISTINCT batch_id) AS batch_ids
     FROM finished
     GROUP BY GROUPING SETS ((month), (month, dept_code))

@@ -5,26 +5,20 @@
 -- cloud_rate_nonclassified 非涉密系统上云率（%）
 --   口径：已上云的非涉密业务系统数 / 非涉密业务系统数（“是否涉密”为否）。
 --
--- 计算方法：业务系统清单是登记表，统计期为“截至某日”（period_grain = 'snapshot'，period_start = 截至日期）：
---   * 截至日期 = 清单每次载入（或撤下版本）的日期（core.cloud_systems 的 valid_from、valid_to 的日期）；
---   * 截至某日日终有效的版本 = valid_from < 次日零点 且 (valid_to 为空 或 valid_to >= 次日零点)。
+-- 计算方法：登记表每期是全量快照，注明它所述的日期（as_of：统计日期/截至日期/标题中的“截至…”）。
+-- 统计期 = 月（period_grain = 'month'，period_start = 月首日），取截至月末的最近一期快照：
+-- cloud_systems_at_month_end（临时视图，见 warehouse/marts.py）= latest.cloud_systems 中 as_of 为
+-- “不晚于月末的最大 as_of”的行；输出的 as_of = 所用快照的截至日期（可能早于月末）。
+-- 第一期快照之前的月份不出数；后到的更正文件只改它所述的那一期及沿用它的月份。
 --   * 范围：全市（city）、各所属部门（dept_code）。
 --   value = 100 × 分子 / 分母（不四舍五入）；非涉密系统数为 0 时上云率不出数。
 --   batch_ids：承载系统数为该范围全部系统行的批次；上云率为非涉密系统行的批次。
-WITH snapshot_dates AS (
-    SELECT DISTINCT valid_from::DATE AS snapshot_date FROM core.cloud_systems
-    UNION
-    SELECT DISTINCT valid_to::DATE FROM core.cloud_systems WHERE valid_to IS NOT NULL
-),
-systems AS (
-    SELECT d.snapshot_date, s.dept_code, s.classified, s.on_cloud, s.batch_id
-    FROM snapshot_dates AS d
-    JOIN core.cloud_systems AS s
-      ON s.valid_from < d.snapshot_date + INTERVAL 1 DAY
-     AND (s.valid_to IS NULL OR s.valid_to >= d.snapshot_date + INTERVAL 1 DAY)
+WITH systems AS (
+    SELECT s.month, s.as_of, s.dept_code, s.classified, s.on_cloud, s.batch_id
+    FROM cloud_systems_at_month_end AS s
 ),
 counts AS (
-    SELECT snapshot_date,
+    SELECT month, as_of,
            CASE WHEN grouping(dept_code) = 0 THEN dept_code ELSE 'city' END AS scope,
            count(*) FILTER (WHERE on_cloud)::DOUBLE AS systems_on_cloud,
            count(*) FILTER (WHERE NOT classified)::DOUBLE AS nonclassified,
@@ -32,16 +26,16 @@ counts AS (
            list(DISTINCT batch_id) AS all_batch_ids,
            list(DISTINCT batch_id) FILTER (WHERE NOT classified) AS nonclassified_batch_ids
     FROM systems
-    GROUP BY GROUPING SETS ((snapshot_date), (snapshot_date, dept_code))
+    GROUP BY GROUPING SETS ((month, as_of), (month, as_of, dept_code))
 )
-SELECT 'cloud_systems_hosted' AS kpi_code, 'snapshot' AS period_grain, snapshot_date AS period_start, scope,
+SELECT 'cloud_systems_hosted' AS kpi_code, 'month' AS period_grain, month AS period_start, scope,
        systems_on_cloud AS value, NULL::DOUBLE AS numerator, NULL::DOUBLE AS denominator,
-       list_sort(all_batch_ids) AS batch_ids
+       list_sort(all_batch_ids) AS batch_ids, as_of
 FROM counts
 WHERE scope IS NOT NULL
 UNION ALL
-SELECT 'cloud_rate_nonclassified', 'snapshot', snapshot_date, scope,
+SELECT 'cloud_rate_nonclassified', 'month', month, scope,
        100 * nonclassified_on_cloud / nonclassified, nonclassified_on_cloud, nonclassified,
-       list_sort(nonclassified_batch_ids)
+       list_sort(nonclassified_batch_ids), as_of
 FROM counts
 WHERE scope IS NOT NULL AND nonclassified > 0

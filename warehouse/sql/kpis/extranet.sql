@@ -7,31 +7,25 @@
 -- ipv6_dual_stack_share IPv6双栈接入点占比（%）
 --   口径：在用接入点中IPv4/IPv6双栈运行的接入点数 / 在用接入点数（“是否IPv6双栈”为空的按否计）。
 --
--- 计算方法：接入点清单是登记表，统计期为“截至某日”（period_grain = 'snapshot'，period_start = 截至日期）：
---   * 截至日期 = 清单每次载入（或撤下版本）的日期（core.extranet_nodes 的 valid_from、valid_to 的日期）；
---   * 截至某日日终有效的版本 = valid_from < 次日零点 且 (valid_to 为空 或 valid_to >= 次日零点)。
+-- 计算方法：登记表每期是全量快照，注明它所述的日期（as_of：统计日期/截至日期/标题中的“截至…”）。
+-- 统计期 = 月（period_grain = 'month'，period_start = 月首日），取截至月末的最近一期快照：
+-- extranet_nodes_at_month_end（临时视图，见 warehouse/marts.py）= latest.extranet_nodes 中 as_of 为
+-- “不晚于月末的最大 as_of”的行；输出的 as_of = 所用快照的截至日期（可能早于月末）。
+-- 第一期快照之前的月份不出数；后到的更正文件只改它所述的那一期及沿用它的月份。
 --   * 范围：全市（city）、各区县（行政区划代码前6位；前6位以“00”结尾的市本级接入点只计入全市）。
 --   * 清单中有接入点但都已撤销时，接入点数和覆盖层级为 0，双栈占比不出数（分母为 0）。
 --   batch_ids：接入点数、覆盖层级为该范围全部接入点行的批次；双栈占比为在用接入点行的批次。
-WITH snapshot_dates AS (
-    SELECT DISTINCT valid_from::DATE AS snapshot_date FROM core.extranet_nodes
-    UNION
-    SELECT DISTINCT valid_to::DATE FROM core.extranet_nodes WHERE valid_to IS NOT NULL
-),
-nodes AS (
-    SELECT d.snapshot_date,
+WITH nodes AS (
+    SELECT n.month, n.as_of,
            CASE WHEN right(left(n.region_code, 6), 2) <> '00' THEN left(n.region_code, 6) END AS district,
            n.node_status = '在用' AS in_use,
            n.level,
            coalesce(n.ipv6_dual_stack, false) AS dual_stack,
            n.batch_id
-    FROM snapshot_dates AS d
-    JOIN core.extranet_nodes AS n
-      ON n.valid_from < d.snapshot_date + INTERVAL 1 DAY
-     AND (n.valid_to IS NULL OR n.valid_to >= d.snapshot_date + INTERVAL 1 DAY)
+    FROM extranet_nodes_at_month_end AS n
 ),
 counts AS (
-    SELECT snapshot_date,
+    SELECT month, as_of,
            CASE WHEN grouping(district) = 0 THEN district ELSE 'city' END AS scope,
            count(*) FILTER (WHERE in_use)::DOUBLE AS nodes_in_use,
            count(DISTINCT level) FILTER (WHERE in_use)::DOUBLE AS levels_in_use,
@@ -39,20 +33,20 @@ counts AS (
            list(DISTINCT batch_id) AS all_batch_ids,
            list(DISTINCT batch_id) FILTER (WHERE in_use) AS in_use_batch_ids
     FROM nodes
-    GROUP BY GROUPING SETS ((snapshot_date), (snapshot_date, district))
+    GROUP BY GROUPING SETS ((month, as_of), (month, as_of, district))
 )
-SELECT 'extranet_nodes' AS kpi_code, 'snapshot' AS period_grain, snapshot_date AS period_start, scope,
+SELECT 'extranet_nodes' AS kpi_code, 'month' AS period_grain, month AS period_start, scope,
        nodes_in_use AS value, NULL::DOUBLE AS numerator, NULL::DOUBLE AS denominator,
-       list_sort(all_batch_ids) AS batch_ids
+       list_sort(all_batch_ids) AS batch_ids, as_of
 FROM counts
 WHERE scope IS NOT NULL
 UNION ALL
-SELECT 'extranet_levels_covered', 'snapshot', snapshot_date, scope,
-       levels_in_use, NULL, NULL, list_sort(all_batch_ids)
+SELECT 'extranet_levels_covered', 'month', month, scope,
+       levels_in_use, NULL, NULL, list_sort(all_batch_ids), as_of
 FROM counts
 WHERE scope IS NOT NULL
 UNION ALL
-SELECT 'ipv6_dual_stack_share', 'snapshot', snapshot_date, scope,
-       100 * dual_stack_nodes / nodes_in_use, dual_stack_nodes, nodes_in_use, list_sort(in_use_batch_ids)
+SELECT 'ipv6_dual_stack_share', 'month', month, scope,
+       100 * dual_stack_nodes / nodes_in_use, dual_stack_nodes, nodes_in_use, list_sort(in_use_batch_ids), as_of
 FROM counts
 WHERE scope IS NOT NULL AND nodes_in_use > 0

@@ -7,25 +7,19 @@
 -- community_portals 社区(村)服务主页（个）
 --   口径：已开通线上服务主页的社区（村）数（类型为“社区村”且“是否开通服务主页”为是）。
 --
--- 计算方法：部门与区划是登记表，统计期为“截至某日”（period_grain = 'snapshot'，period_start = 截至日期）：
---   * 截至日期 = 登记表每次载入（或撤下版本）的日期（core.org_units 的 valid_from、valid_to 的日期）；
---   * 截至某日日终有效的版本 = valid_from < 次日零点 且 (valid_to 为空 或 valid_to >= 次日零点)。
+-- 计算方法：登记表每期是全量快照，注明它所述的日期（as_of：统计日期/截至日期/标题中的“截至…”）。
+-- 统计期 = 月（period_grain = 'month'，period_start = 月首日），取截至月末的最近一期快照：
+-- org_units_at_month_end（临时视图，见 warehouse/marts.py）= latest.org_units 中 as_of 为
+-- “不晚于月末的最大 as_of”的行；输出的 as_of = 所用快照的截至日期（可能早于月末）。
+-- 第一期快照之前的月份不出数；后到的更正文件只改它所述的那一期及沿用它的月份。
 --   * “是否接入平台”“是否开通服务主页”为空的按否计。
 --   * 范围：全市（city）；街道、社区服务主页另按区县统计：区县取上级链（上级或上上级中类型为“区县”的单位），
 --     上级链找不到时取编码前6位（9位街道码、12位社区码）。
 --   * 登记表中没有该类单位（如没有任何街道）时不出数；有该类单位但都未开通时为 0。
 --   batch_ids：计入统计的该类单位行的批次。
-WITH snapshot_dates AS (
-    SELECT DISTINCT valid_from::DATE AS snapshot_date FROM core.org_units
-    UNION
-    SELECT DISTINCT valid_to::DATE FROM core.org_units WHERE valid_to IS NOT NULL
-),
-units AS (
-    SELECT d.snapshot_date, u.code, u.unit_type, u.parent_code, u.on_platform, u.has_homepage, u.batch_id
-    FROM snapshot_dates AS d
-    JOIN core.org_units AS u
-      ON u.valid_from < d.snapshot_date + INTERVAL 1 DAY
-     AND (u.valid_to IS NULL OR u.valid_to >= d.snapshot_date + INTERVAL 1 DAY)
+WITH units AS (
+    SELECT u.month, u.as_of, u.code, u.unit_type, u.parent_code, u.on_platform, u.has_homepage, u.batch_id
+    FROM org_units_at_month_end AS u
 ),
 placed AS (
     SELECT u.*,
@@ -35,33 +29,35 @@ placed AS (
                CASE WHEN regexp_full_match(u.code, '[0-9]{9}([0-9]{3})?') THEN left(u.code, 6) END
            ) AS district
     FROM units AS u
-    LEFT JOIN units AS p ON p.snapshot_date = u.snapshot_date AND p.code = u.parent_code
-    LEFT JOIN units AS g ON g.snapshot_date = u.snapshot_date AND g.code = p.parent_code
+    LEFT JOIN units AS p ON p.month = u.month AND p.code = u.parent_code
+    LEFT JOIN units AS g ON g.month = u.month AND g.code = p.parent_code
 ),
 figures AS (
-    SELECT 'departments_onboarded' AS kpi_code, snapshot_date, 'city' AS scope,
+    SELECT 'departments_onboarded' AS kpi_code, month, as_of, 'city' AS scope,
            count(*) FILTER (WHERE on_platform) AS value,
            list(DISTINCT batch_id) AS batch_ids
     FROM placed
     WHERE unit_type IN ('市级部门', '区县级部门')
-    GROUP BY snapshot_date
+    GROUP BY month, as_of
     UNION ALL
     SELECT CASE unit_type WHEN '街道乡镇' THEN 'street_portals' ELSE 'community_portals' END,
-           snapshot_date,
+           month,
+           as_of,
            CASE WHEN grouping(district) = 0 THEN district ELSE 'city' END,
            count(*) FILTER (WHERE has_homepage),
            list(DISTINCT batch_id)
     FROM placed
     WHERE unit_type IN ('街道乡镇', '社区村')
-    GROUP BY GROUPING SETS ((unit_type, snapshot_date), (unit_type, snapshot_date, district))
+    GROUP BY GROUPING SETS ((unit_type, month, as_of), (unit_type, month, as_of, district))
 )
 SELECT kpi_code,
-       'snapshot' AS period_grain,
-       snapshot_date AS period_start,
+       'month' AS period_grain,
+       month AS period_start,
        scope,
        value::DOUBLE AS value,
        NULL::DOUBLE AS numerator,
        NULL::DOUBLE AS denominator,
-       list_sort(batch_ids) AS batch_ids
+       list_sort(batch_ids) AS batch_ids,
+       as_of
 FROM figures
 WHERE scope IS NOT NULL

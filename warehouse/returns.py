@@ -1,0 +1,178 @@
+"""Rejected rows back to the departments that sent them: one XLSX per department per run.
+
+``退回清单_<部门>_<期间>.xlsx`` holds, for every file of this run that had rows quarantined,
+one sheet with those rows as the department sent them (its own headers, its own values), the
+reason in Chinese, and the cells of the column at fault highlighted; a cover sheet
+(``退回说明``) counts the rows by rule and says what to do.
+
+Personal data: the warehouse never holds an ID or phone number in clear, not even in the
+quarantine (``raw_values`` keeps the keyed hash), so the workbook cannot show one either.
+Such cells read :data:`MASK`. A clerk who leaves them alone keeps the applicant's identity:
+when the workbook comes back, the loader restores the original hash from the quarantine row
+named in ``退回编号`` (see ``assets/ingest/corrections.py``). A clerk who types a full number
+over the mask corrects it, and it is hashed like any delivered value.
+
+The workbook comes back into ``landing/<dataset>/`` and is recognised as a correction by its
+cover sheet (:data:`COVER_SHEET` with :data:`MARKER`). Each data sheet keeps the file's own
+headers, so the ordinary loader reads it; ``退回编号`` and ``问题说明`` are kept aside as extras.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from expectations.contract import all_contracts, header_key
+from warehouse.views import rejected_rows_sql
+
+COVER_SHEET = "退回说明"
+MARKER = "govmetrics-return-v1"
+REFERENCE = "退回编号"
+REASON = "问题说明"
+SOURCE_ROW = "原行号"
+FAULT = "__fault"  # hidden helper column: |header|header| of the cells at fault
+MASK = "（个人信息已脱敏，不改动则沿用原值）"
+HASHED = r"^[0-9a-f]{64}$"  # how the loader's keyed hash (HMAC-SHA256, hex) looks
+
+
+def reference_sql(alias: str = "q") -> str:
+    """The quarantine row reference written into ``退回编号``: batch, sheet and row."""
+    return f"{alias}.batch_id || '|' || coalesce({alias}.source_sheet, '') || '|' || {alias}.source_row"
+
+
+def _fault_headers(dataset: str, messages: list[str], headers: list[str]) -> pl.DataFrame:
+    """(message, fault) for each distinct message: the headers of the columns the message names."""
+    contract = all_contracts()[dataset]
+    keys = {h: header_key(h) for h in headers}
+    rows = []
+    for message in messages:  # distinct messages of one file: a handful, not data rows
+        named = [c for c in contract.columns if f"“{c.zh}”" in message or c.zh in message]
+        hit = [h for h in headers if any(keys[h] in c.header_keys for c in named)]
+        rows.append({"message": message, FAULT: "|" + "|".join(hit) + "|" if hit else ""})
+    return pl.DataFrame(rows, schema={"message": pl.String, FAULT: pl.String})
+
+
+def _pii_headers(dataset: str, headers: list[str]) -> list[str]:
+    contract = all_contracts()[dataset]
+    pii_keys = {k for c in contract.columns if c.pii for k in c.header_keys}
+    return [h for h in headers if header_key(h) in pii_keys]
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r'[\\/:*?"<>|\s]+', "", text)[:40] or "未注明部门"
+
+
+def _period(frame: pl.DataFrame, run_date: datetime) -> str:
+    lo, hi = frame["period_min"].drop_nulls().min(), frame["period_max"].drop_nulls().max()
+    if lo is None:
+        return run_date.strftime("%Y-%m")
+    lo, hi = str(lo)[:7], str(hi)[:7]
+    return lo if lo == hi else f"{lo}至{hi}"
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def rejected_this_run(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """Rows quarantined by the batches of ``run_id`` and not yet corrected, with their department."""
+    sql = f"""
+        SELECT r.*, {reference_sql('r')} AS reference, b.period_min, b.period_max
+        FROM ({rejected_rows_sql()}) AS r JOIN quality.load_batches AS b USING (batch_id)
+        WHERE b.run_id = ? AND r.correction_status = '待更正'
+        ORDER BY r.department, r.dataset, r.source_path, r.source_sheet, r.source_row"""
+    arrow = con.sql(sql, params=[run_id]).to_arrow_table()
+    return pl.from_arrow(arrow) if arrow.num_rows else pl.DataFrame()
+
+
+def _sheet(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """The rows of one source file as the department sent them, plus reference, reason, faults."""
+    dataset = rows["dataset"][0]
+    # Every row of one file has the same headers (the raw JSON keeps empty cells as null).
+    headers = [h for h in json.loads(rows["raw_values"][0]) if h not in (REFERENCE, REASON, SOURCE_ROW)]
+    dtype = pl.Struct({h: pl.String for h in headers})
+    raw = rows.select(pl.col("raw_values").str.json_decode(dtype).alias("raw")).unnest("raw")
+    masked = set(_pii_headers(dataset, headers))
+    # Personal-data columns, and any other cell the loader hashed (an extra column that looked
+    # personal, e.g. 姓名): a keyed hash means nothing to a clerk and is not theirs to see.
+    raw = raw.with_columns([
+        pl.when(pl.col(h).is_not_null() & (pl.lit(h in masked) | pl.col(h).str.contains(HASHED)))
+        .then(pl.lit(MASK)).otherwise(pl.col(h)).alias(h) for h in headers])
+    faults = _fault_headers(dataset, rows["message"].unique().to_list(), headers)
+    front = rows.select(pl.col("reference").alias(REFERENCE), pl.col("source_row").alias(SOURCE_ROW),
+                        pl.col("message").alias(REASON), "message")
+    sheet = pl.concat([front, raw], how="horizontal").join(faults, on="message", how="left",
+                                                          maintain_order="left").drop("message")
+    return sheet, headers
+
+
+def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str) -> Path:
+    """One department's workbook: the cover sheet, then one sheet per source file."""
+    import xlsxwriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contracts = all_contracts()
+    with xlsxwriter.Workbook(path) as wb:
+        bold = wb.add_format({"bold": True})
+        fault = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C0006", "bold": True})
+        cover = wb.add_worksheet(COVER_SHEET)
+        cover.set_column(0, 0, 22)
+        cover.set_column(1, 1, 30)
+        cover.set_column(2, 2, 8)
+        cover.set_column(3, 3, 70)
+        cover.write(0, 0, f"退回清单：{department}（{period}）", bold)
+        cover.write(1, 0, "以下各行未通过校验，未载入。请在各工作表中按“问题说明”改正标黄的单元格，"
+                          "不要改动“退回编号”列，保存后将本文件放回对应数据集的落地目录：")
+        folders = "、".join(f"landing/{d}/" for d in rows["dataset"].unique(maintain_order=True))
+        cover.write(2, 0, f"放回位置：{folders}")
+        cover.write(3, 0, f"显示为“{MASK}”的单元格：原值未回传；不改动则沿用原值，改填完整号码则以新值为准。")
+        by_rule = (rows.group_by("dataset", "rule", maintain_order=True)
+                   .agg(pl.len().alias("行数"), pl.col("message").first().alias("说明"))
+                   .with_columns(pl.col("dataset").replace_strict(
+                       {n: c.title_zh for n, c in contracts.items()}, default=pl.col("dataset")).alias("数据集"))
+                   .select("数据集", pl.col("rule").alias("规则"), "行数", "说明"))
+        by_rule.write_excel(wb, COVER_SHEET, position=(5, 0), autofit=False, table_style="Table Style Light 9")
+        cover.write(7 + by_rule.height, 0, f"合计 {rows.height} 行")
+        cover.write(9 + by_rule.height, 0, MARKER)  # how the loader recognises a returned workbook
+
+        for i, ((dataset, source), part) in enumerate(
+                rows.group_by("dataset", "source_path", maintain_order=True), 1):
+            sheet, headers = _sheet(part)
+            name = f"{i}_{contracts[dataset].title_zh}"[:31]
+            helper = _column_letter(sheet.columns.index(FAULT))
+            conditional = {}
+            for h in headers:
+                needle = h.replace('"', '""').replace("~", "~~").replace("*", "~*").replace("?", "~?")
+                conditional[h] = {"type": "formula", "criteria": f'=ISNUMBER(SEARCH("|{needle}|",${helper}2))',
+                                  "format": fault}
+            sheet.write_excel(wb, name, autofit=True, conditional_formats=conditional, hidden_columns=[FAULT],
+                              table_style="Table Style Light 1", header_format={"bold": True})
+            ws = wb.get_worksheet_by_name(name)
+            ws.write_comment(0, 0, f"来源文件：{source}；数据集：{dataset}")
+            ws.freeze_panes(1, 3)
+    return path
+
+
+def write_returns(con: duckdb.DuckDBPyConnection, out_dir: Path, run_id: str,
+                  run_date: datetime | None = None) -> list[Path]:
+    """Write this run's workbooks under ``out_dir``; returns their paths (none if nothing was rejected)."""
+    run_date = run_date or datetime.now()
+    rows = rejected_this_run(con, run_id)
+    if rows.is_empty():
+        return []
+    paths = []
+    for (department,), part in rows.group_by("department", maintain_order=True):
+        period = _period(part, run_date)
+        path = out_dir / f"退回清单_{_safe_name(department)}_{period}.xlsx"
+        paths.append(write_workbook(part, path, department, period))
+    return paths
