@@ -96,12 +96,12 @@ def side_pipeline(landing: Path, work: Path) -> dict:
     import dagster as dg
 
     from assets.ingest.batch import peak_rss_mib
-    from pipelines.cli import QUIET
     from pipelines.definitions import defs
 
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("refresh").execute_in_process(instance=instance, raise_on_error=False,
-                                                                    run_config=QUIET)
+                                                                    run_config=quiet)
         seconds = time.perf_counter() - started
         steps, phases, peaks, snapshot = _run_profile(instance, result.run_id, sampler)
     sampler.stop.set()
@@ -170,7 +170,9 @@ def run_side(name: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--side", name, *args], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{name} side failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{name}: {result.get('seconds', 0):.1f} s, peak {result.get('peak_mib', 0):.0f} MiB", flush=True)
+    return result
 
 
 def parse_rows(text: str) -> int:

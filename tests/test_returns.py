@@ -101,6 +101,23 @@ def test_one_workbook_per_department_with_exactly_its_rows(first):
     assert "not_in_set" in d001.to_series(1).to_list() and "unknown_reference" in d001.to_series(1).to_list()
 
 
+def test_a_sheet_lists_the_first_rows_and_the_cover_counts_them_all(first, tmp_path):
+    """A file rejected by the thousand: the sheet stops, the cover still counts every row."""
+    from warehouse.returns import write_returns
+
+    work = first["warehouse"].with_name("gm.writer.duckdb")
+    with duckdb.connect(str(work), read_only=True) as con:
+        (run_id,) = con.execute("SELECT DISTINCT run_id FROM quality.load_batches "
+                                "WHERE source_path LIKE 'service_cases/%'").fetchall()[0]
+        paths = write_returns(con, tmp_path, run_id, rows_per_file=1)
+    content = sheets(next(p for p in paths if NAMES["D001"] in p.name))
+    cover = content.pop(COVER_SHEET).to_series(0).to_list()
+    data = content.pop(next(s for s in content if s.endswith("办件明细")))
+    assert data.height == 1 and data["办件编号"].to_list() == ["C0004"]  # the first in file order
+    assert "合计 2 行" in cover
+    assert any("共 2 行未通过，本清单列出前 1 行" in str(line) for line in cover)
+
+
 def _deliver_fixed(book: Path, target: Path) -> None:
     """What a clerk does: fix the highlighted cell, save, deliver back (cover sheet kept)."""
     content = sheets(book)

@@ -12,6 +12,12 @@ when the workbook comes back, the loader restores the original hash from the qua
 named in ``退回编号`` (see ``assets/ingest/corrections.py``). A clerk who types a full number
 over the mask corrects it, and it is hashed like any delivered value.
 
+Size: a sheet lists at most :data:`ROWS_PER_FILE` rows of one source file, in file order; the
+cover sheet counts every rejected row and says when a sheet lists only the first ones (the
+rest are in ``quality.rejected_rows`` and ``govmetrics quarantine``). A file rejected by the
+hundred thousand is a systematic error to fix at its source, not cell by cell, and an XLSX
+sheet ends at 1,048,576 rows.
+
 The workbook comes back into ``landing/<dataset>/`` and is recognised as a correction by its
 cover sheet (:data:`COVER_SHEET` with :data:`MARKER`). Each data sheet keeps the file's own
 headers, so the ordinary loader reads it; ``退回编号`` and ``问题说明`` are kept aside as extras.
@@ -38,6 +44,7 @@ SOURCE_ROW = "原行号"
 FAULT = "__fault"  # hidden helper column: |header|header| of the cells at fault
 MASK = "（个人信息已脱敏，不改动则沿用原值）"
 HASHED = r"^[0-9a-f]{64}$"  # how the loader's keyed hash (HMAC-SHA256, hex) looks
+ROWS_PER_FILE = 10_000
 
 
 def reference_sql(alias: str = "q") -> str:
@@ -84,14 +91,19 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def rejected_this_run(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    """Rows quarantined by the batches of ``run_id`` and not yet corrected, with their department."""
+def rejected_this_run(con: duckdb.DuckDBPyConnection, run_id: str, rows_per_file: int = ROWS_PER_FILE) -> pl.DataFrame:
+    """Rows quarantined by the batches of ``run_id`` and not yet corrected, with their department:
+    the first ``rows_per_file`` of each source file, with the counts of all of them."""
     sql = f"""
-        SELECT r.*, {reference_sql('r')} AS reference, b.period_min, b.period_max
+        SELECT r.*, {reference_sql('r')} AS reference, b.period_min, b.period_max,
+               count(*) OVER (PARTITION BY r.department, r.dataset, r.rule) AS rule_rows,
+               count(*) OVER (PARTITION BY r.department, r.dataset, r.source_path) AS file_rows
         FROM ({rejected_rows_sql()}) AS r JOIN quality.load_batches AS b USING (batch_id)
         WHERE b.run_id = ? AND r.correction_status = '待更正'
+        QUALIFY row_number() OVER (PARTITION BY r.department, r.dataset, r.source_path
+                                   ORDER BY r.source_sheet, r.source_row) <= ?
         ORDER BY r.department, r.dataset, r.source_path, r.source_sheet, r.source_row"""
-    arrow = con.sql(sql, params=[run_id]).to_arrow_table()
+    arrow = con.sql(sql, params=[run_id, rows_per_file]).to_arrow_table()
     return pl.from_arrow(arrow) if arrow.num_rows else pl.DataFrame()
 
 
@@ -137,13 +149,18 @@ def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str)
         cover.write(2, 0, f"放回位置：{folders}")
         cover.write(3, 0, f"显示为“{MASK}”的单元格：原值未回传；不改动则沿用原值，改填完整号码则以新值为准。")
         by_rule = (rows.group_by("dataset", "rule", maintain_order=True)
-                   .agg(pl.len().alias("行数"), pl.col("message").first().alias("说明"))
+                   .agg(pl.col("rule_rows").first().alias("行数"), pl.col("message").first().alias("说明"))
                    .with_columns(pl.col("dataset").replace_strict(
                        {n: c.title_zh for n, c in contracts.items()}, default=pl.col("dataset")).alias("数据集"))
                    .select("数据集", pl.col("rule").alias("规则"), "行数", "说明"))
         by_rule.write_excel(wb, COVER_SHEET, position=(5, 0), autofit=False, table_style="Table Style Light 9")
-        cover.write(7 + by_rule.height, 0, f"合计 {rows.height} 行")
-        cover.write(9 + by_rule.height, 0, MARKER)  # how the loader recognises a returned workbook
+        files = rows.group_by("source_path", maintain_order=True).agg(pl.col("file_rows").first(), pl.len())
+        cover.write(7 + by_rule.height, 0, f"合计 {files['file_rows'].sum()} 行")
+        cut = files.filter(pl.col("file_rows") > pl.col("len"))
+        for j, (source, total, listed) in enumerate(cut.iter_rows()):  # files, not data rows
+            cover.write(8 + by_rule.height + j, 0, f"{source}：共 {total} 行未通过，本清单列出前 {listed} 行；"
+                                                   f"其余见 govmetrics quarantine 或 quality.rejected_rows")
+        cover.write(9 + by_rule.height + cut.height, 0, MARKER)  # how the loader recognises a returned workbook
 
         for i, ((dataset, source), part) in enumerate(
                 rows.group_by("dataset", "source_path", maintain_order=True), 1):
@@ -164,10 +181,10 @@ def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str)
 
 
 def write_returns(con: duckdb.DuckDBPyConnection, out_dir: Path, run_id: str,
-                  run_date: datetime | None = None) -> list[Path]:
+                  run_date: datetime | None = None, rows_per_file: int = ROWS_PER_FILE) -> list[Path]:
     """Write this run's workbooks under ``out_dir``; returns their paths (none if nothing was rejected)."""
     run_date = run_date or datetime.now()
-    rows = rejected_this_run(con, run_id)
+    rows = rejected_this_run(con, run_id, rows_per_file)
     if rows.is_empty():
         return []
     paths = []

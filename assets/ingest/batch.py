@@ -209,7 +209,8 @@ def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pi
     _record(con, result, sha, run_id)  # 'loading': what recover_interrupted finds if this process dies
     rules, flagged = _rules_for(con, contract)
     staged = _stage(con, contract, path, result, rules, pii_key, progress, limits)
-    progress_hook.report(contract.name, result.source_path, result.rows_read, None, path.stat().st_size, "judge", path)
+    progress_hook.report(contract.name, result.source_path, result.rows_read, None, path.stat().st_size, "judge",
+                         path)
     loaded_at, period = None, (None, None)
     if result.status == "failed":  # unreadable half-way: the rows it quarantined go too
         discard_batch(con, contract.name, result.batch_id)
@@ -297,9 +298,8 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
     during the load), so each chunk is judged alone, once (DuckDB computes the rule mask, polars
     splits the chunk by it): its rejected rows go to ``quality.quarantine`` (with their raw
     values) and its good rows, typed and without raw values, to the staging table, with
-    ``__seq``, their position in the batch. A file that
-    cannot be read marks ``result`` failed (the department's to fix). Returns whether a staging
-    table was made.
+    ``__seq``, their position in the batch. A file that cannot be read marks ``result`` failed
+    (the department's to fix). Returns whether a staging table was made.
     """
     judged = _judged_select(rules)
     size = path.stat().st_size
