@@ -56,7 +56,9 @@ def nothing_new() -> bool:
         return False
     landing = Path(os.environ["GOVMETRICS_LANDING"]).resolve()
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        seen = set(con.execute("SELECT dataset, source_path, sha256 FROM quality.load_batches").fetchall())
+        # A file whose load failed for a pipeline reason is not "seen": the next run retries it.
+        seen = set(con.execute("SELECT dataset, source_path, sha256 FROM quality.load_batches "
+                               "WHERE coalesce(failure_kind, '') <> 'pipeline'").fetchall())
     return all((name, relative(p, landing), link_digest(p) if escapes(p, landing) else sha256_of(p)) in seen
                for name in all_contracts() for p in landed_files(landing, name))
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +62,14 @@ def start(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen:
 
 def no_traceback(text: str) -> bool:
     return "Traceback" not in text
+
+
+@contextmanager
+def instance_at(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The instance under ``home``, disposed afterwards. Not ``with instance:``: that also sets
+    Dagster's current defs-state storage, and a later test in this process would find it dead."""
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()

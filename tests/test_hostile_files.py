@@ -22,7 +22,7 @@ import xlsxwriter
 from assets.core import core_assets, cross_checks, landing_specs
 from pipelines.resources import ExportsFolder, LandingFolder, PersonalDataKey, Warehouse
 from tests import departments as dep
-from tests.cli_runs import cli, no_traceback, setup
+from tests.cli_runs import cli, instance_at, no_traceback, setup
 
 # Personal values used nowhere else: 18-digit ID numbers and mobile numbers.
 IDS = [f"2101021988{n:08d}" for n in range(40)]
@@ -105,7 +105,7 @@ def texts_of_folder(folder: Path) -> str:
 
 def texts_of_event_log(home: Path) -> str:
     out = []
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_at(home) as instance:
         for run in instance.get_runs():
             out.extend(dg.serialize_value(record) for record in instance.all_logs(run.run_id))
     return "\n".join(out)

@@ -17,7 +17,7 @@ import pytest
 from pipelines.instance import MARKER, PG_URL_VAR, dagster_home, instance_yaml
 from pipelines.lock import WriterBusy, current_holder, writer_lock
 from tests import departments as dep
-from tests.cli_runs import ROOT, cli, no_traceback, setup, start
+from tests.cli_runs import ROOT, cli, instance_at, no_traceback, setup, start
 from warehouse.keyring import fingerprint
 
 
@@ -73,7 +73,7 @@ def test_two_refreshes_started_together_on_a_new_home_one_loads_the_other_waits(
     # The instance is healthy afterwards (no double alembic head): a third refresh succeeds.
     third = cli(env, "refresh")
     assert third.returncode == 0, third.stderr[-2000:]
-    with dg.DagsterInstance.from_config(str(site.home)) as instance:
+    with instance_at(site.home) as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="refresh"))
         # The later two found nothing new and started no run.
         assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS

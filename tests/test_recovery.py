@@ -18,7 +18,7 @@ import pytest
 
 from pipelines.lock import current_holder
 from tests import departments as dep
-from tests.cli_runs import cli, no_traceback, setup, start
+from tests.cli_runs import cli, instance_at, no_traceback, setup, start
 from warehouse.stages import STAGES
 
 
@@ -66,7 +66,7 @@ def test_kill_9_at_any_stage_then_the_next_run_recovers(tmp_path, stage):
     assert no_traceback(proc.stdout + proc.stderr)
     assert f"已清理被终止的运行 {dead_run}" in proc.stderr
 
-    with dg.DagsterInstance.from_config(str(site.home)) as instance:
+    with instance_at(site.home) as instance:
         assert instance.get_run_by_id(dead_run).status == dg.DagsterRunStatus.FAILURE
     assert site.query("SELECT count(*) FROM quality.check_results WHERE run_id = ?", [dead_run]) == [(0,)]
     assert leftovers(site, pid) == []
