@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Precompiled bytecode: saves ~6 s per run where PYTHONDONTWRITEBYTECODE is set (GX is large).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run status sql test bench dev sample bulletins lint clean
+.PHONY: run status sql test bench dev serve sample bulletins lint clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools uv==$(UV_VERSION)
@@ -42,6 +42,9 @@ dev: .venv/.synced  ## the Dagster UI on http://127.0.0.1:3000 with the bundled-
 
 bulletins: .venv/.synced  ## the bulletin of every month of the published warehouse (after `make run`)
 	$(UV) run python -m pipelines.archive
+
+serve: .venv/.synced  ## webserver + daemon (sensor, schedule, run queue) on the configured instance, as deploy/ does
+	$(UV) run python -m pipelines.serve
 
 sample: .venv/.synced  ## regenerate the bundled sample deterministically
 	$(UV) run python data/generate_sample.py

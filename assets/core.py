@@ -27,7 +27,10 @@ from assets.metadata import md_table, query_frame
 from expectations.contract import Contract, all_contracts
 from expectations.sql import quote
 from expectations.suites import ExpectationSpec, suite_for
+from pipelines.preflight import PreflightError, check_key, check_landing, is_production
 from pipelines.resources import LandingFolder, PersonalDataKey, Warehouse
+from warehouse.keyring import KeyMismatch, ensure_key
+from warehouse.stages import stage
 from warehouse.writer import now, writer_config, writer_path
 
 OWNERS = ["team:data-engineering"]
@@ -102,11 +105,22 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
             [[run_id, batch_id, contract.name, f"{contract.name}_suite", o.name, o.severity, bool(o.success),
               json.dumps(_jsonable(o.observed_value), ensure_ascii=False), o.unexpected_count, checked_at]
              for o in outcomes for batch_id in (batch_ids or [None])])
+    stage("checking")  # this dataset's results are in, the run's other checks are not
     for o in outcomes:
         if not o.success:
             log.warning(f"check {contract.name}.{o.name} ({o.severity}) failed: unexpected={o.unexpected_count} "
                         f"observed={o.observed_value} {o.error or ''}")
     return outcomes
+
+
+def guard_inputs(landing: LandingFolder, key: PersonalDataKey) -> None:
+    """The preflight checks a run repeats for itself (a daemon-launched run has no CLI before it)."""
+    try:
+        check_landing(landing.root)
+        if key.key.strip():  # an empty key is the loader's to report per file, and to retry
+            check_key(key.key, is_production())
+    except PreflightError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
 def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
@@ -130,14 +144,21 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
     def _core(context: dg.AssetExecutionContext, landing: LandingFolder, warehouse: Warehouse,
               personal_data_key: PersonalDataKey) -> dg.MaterializeResult:
         results: list[BatchResult] = []
+        guard_inputs(landing, personal_data_key)
         with warehouse.writer() as con:
+            try:
+                if personal_data_key.key.strip():  # never record the fingerprint of no key
+                    ensure_key(con, personal_data_key.key_bytes)
+            except KeyMismatch as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
             recover_interrupted(con, contract.name)
             files = pending_files(con, landing.root, contract.name)
             context.log.info(f"{contract.name}: {len(files)} new file(s) in {landing.root / contract.name}")
             for i, path in enumerate(files, 1):
                 context.log.info(f"[{i}/{len(files)}] loading {path.name}")
                 results.append(load_file(con, contract, path, landing.root, personal_data_key.key_bytes,
-                                         context.run.run_id, progress=context.log.info))
+                                         context.run.run_id, progress=context.log.info,
+                                         limits=landing.limits))
                 if results[-1].status != "duplicate" and corrections.is_correction(path):
                     outcome = corrections.apply(con, contract, results[-1].batch_id, personal_data_key.key_bytes)
                     context.log.info(f"{path.name}: returned workbook, {outcome}")

@@ -45,7 +45,8 @@ def backfill(instance: dg.DagsterInstance, months: list[str], run_config: dict |
 
 
 def main() -> int:
-    from pipelines.resources import apply_defaults, dagster_home
+    from pipelines.instance import dagster_home
+    from pipelines.resources import apply_defaults
 
     apply_defaults()
     dagster_home()

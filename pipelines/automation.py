@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.exports import BULLETIN, BULLETIN_MONTH_METADATA, BULLETIN_MONTHS, SNAPSHOT
+from pipelines.instance import WRITER_TAG
 from pipelines.resources import LandingFolder
 
 refresh_job = dg.define_asset_job(
@@ -16,6 +17,8 @@ refresh_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("landing") - dg.AssetSelection.assets(BULLETIN),
     description="Load every pending landed file, check it, rebuild marts, Parquet exports and the "
     "analysts' snapshot (the bulletin of the latest month follows, see bulletin_sensor).",
+    # dagster.yaml (pipelines.instance) limits runs with this tag to one at a time.
+    tags={WRITER_TAG: "warehouse"},
 )
 
 # One run per month; a backfill over the months writes the bulletin archive.
@@ -32,6 +35,7 @@ monthly_refresh = dg.ScheduleDefinition(
     job=refresh_job,
     cron_schedule="0 6 5 * *",
     execution_timezone="Asia/Shanghai",
+    default_status=dg.DefaultScheduleStatus.RUNNING,  # runs wherever a daemon runs (make serve, deploy/)
     description="每月5日06:00（北京时间）全量刷新：月报截止后重算全部指标并发布公报。",
 )
 
@@ -44,7 +48,7 @@ def landing_fingerprint(root: Path) -> dict[str, list[float]]:
             for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")}
 
 
-@dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+@dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="新文件落地即触发刷新：落地目录中文件新增或变化时启动 refresh 作业。")
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingFolder):
     current = landing_fingerprint(landing.root)

@@ -3,7 +3,8 @@
 ``govmetrics refresh`` materialises everything pending for what is in the landing folder
 (the ``refresh`` job, in process, recorded in the Dagster instance under ``DAGSTER_HOME``),
 drawing one bar per file and per step, then prints a summary. It exits non-zero only when
-the run itself fails, not because a department sent bad rows or a check blocked publishing
+the run itself fails or when it refuses to start (misconfiguration, another refresh writing:
+``pipelines.guard``), not because a department sent bad rows or a check blocked publishing
 (both are reported). With nothing new in the landing folder it starts no run at all: no
 empty materialisations, and an answer in about a second (``--force`` runs anyway, e.g. after
 changing KPI SQL). ``--verbose`` prints Dagster's full event log instead of the bars.
@@ -24,10 +25,9 @@ import logging
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from pipelines.resources import apply_defaults, dagster_home
+from pipelines.resources import apply_defaults
 
 
 def _warehouse() -> Path:
@@ -48,6 +48,7 @@ def nothing_new() -> bool:
     import duckdb
 
     from assets.ingest.batch import landed_files, relative, sha256_of
+    from assets.ingest.limits import escapes, link_digest
     from expectations.contract import all_contracts
 
     warehouse = _warehouse()
@@ -55,49 +56,65 @@ def nothing_new() -> bool:
         return False
     landing = Path(os.environ["GOVMETRICS_LANDING"]).resolve()
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        seen = set(con.execute("SELECT dataset, source_path, sha256 FROM quality.load_batches").fetchall())
-    return all((name, relative(p, landing), sha256_of(p)) in seen
+        # A file whose load failed for a pipeline reason is not "seen": the next run retries it.
+        seen = set(con.execute("SELECT dataset, source_path, sha256 FROM quality.load_batches "
+                               "WHERE coalesce(failure_kind, '') <> 'pipeline'").fetchall())
+    return all((name, relative(p, landing), link_digest(p) if escapes(p, landing) else sha256_of(p)) in seen
                for name in all_contracts() for p in landed_files(landing, name))
 
 
 def refresh(args: argparse.Namespace) -> int:
     apply_defaults()
-    from pipelines.report import console, print_status, print_summary
+    from pipelines.guard import guarded_refresh
+    from pipelines.report import console, print_status
 
     out = console()
-    if not args.force and nothing_new():
-        out.print("落地目录没有新文件或改动的文件：未启动运行（--force 强制重算）。\n")
-        print_status(_warehouse(), out)
-        return 0
+    # preflight, writer lock, instance, recovery, key check: one line and a non-zero exit on refusal
+    with guarded_refresh(args.wait, rotate_key=getattr(args, "yes", False)) as guard:
+        if not args.force and nothing_new():
+            out.print("落地目录没有新文件或改动的文件：未启动运行（--force 强制重算）。\n")
+            print_status(_warehouse(), out)
+            return 0
+        return _run_refresh(args, out, guard.instance, guard.run_id)
+
+
+def _run_refresh(args: argparse.Namespace, out, instance, run_id: str) -> int:
+    """The refresh job in process (bars or the full log), then the latest month's bulletin."""
     if not args.verbose:
         _quiet()
-    import dagster as dg
-
     from pipelines.definitions import defs, run_bulletin_after
+    from pipelines.report import print_summary
 
     job = defs.resolve_job_def("refresh")
     level = "DEBUG" if args.verbose else "CRITICAL"
     run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
-    run_id = str(uuid.uuid4())
     started = time.time()
-    dagster_home()
-    with dg.DagsterInstance.get() as instance:
-        if args.verbose:
+    if args.verbose:
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
+                                        run_id=run_id)
+        seconds = {}
+    else:
+        from pipelines.live import showing
+
+        with showing(out, instance, run_id) as display:
             result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
                                             run_id=run_id)
-            seconds = {}
-        else:
-            from pipelines.live import showing
-
-            with showing(out, instance, run_id) as display:
-                result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
-                                                run_id=run_id)
-            seconds = {source: t.seconds for source, t in display.timings.items()}
-        with out.status("正在生成本月公报（公开版、内部版；HTML、Markdown、PDF）…"):
-            bulletin = run_bulletin_after(result, instance, run_config)  # the latest month's bulletin
+        seconds = {source: t.seconds for source, t in display.timings.items()}
+    with out.status("正在生成本月公报（公开版、内部版；HTML、Markdown、PDF）…"):
+        bulletin = run_bulletin_after(result, instance, run_config)  # the latest month's bulletin
     out.print()
     blocked_only = print_summary(result, seconds, out, started, bulletin)
     return 0 if (result.success or blocked_only) and (bulletin is None or bulletin.success) else 1
+
+
+def rotate_key(args: argparse.Namespace) -> int:
+    if not args.yes:
+        from warehouse.keyring import ROTATION_NOTE
+
+        print(ROTATION_NOTE, file=sys.stderr)
+        return 2
+    args.force = True
+    return refresh(args)
 
 
 def kpis(args: argparse.Namespace) -> int:
@@ -135,7 +152,14 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("refresh", help="load pending landed files and rebuild everything downstream")
     r.add_argument("--verbose", action="store_true", help="print Dagster's full event log instead of progress bars")
     r.add_argument("--force", action="store_true", help="run even when the landing folder has nothing new")
+    r.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="wait this long for a running refresh to finish instead of exiting at once")
     r.set_defaults(func=refresh)
+    k = sub.add_parser("rotate-key", help="rebuild the warehouse with a new GOVMETRICS_PII_KEY (see README)")
+    k.add_argument("--yes", action="store_true", help="set the old warehouse aside and reload every landed file")
+    k.add_argument("--wait", type=float, default=0, metavar="SECONDS")
+    k.add_argument("--verbose", action="store_true")
+    k.set_defaults(func=rotate_key)
     sub.add_parser("kpis", help="print the latest KPI values from the published warehouse").set_defaults(func=kpis)
     sub.add_parser("status", help="freshness per dataset and department, last batches, failing checks"
                    ).set_defaults(func=status)

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.resources import apply_defaults, dagster_home
+from pipelines.instance import dagster_home, open_instance
+from pipelines.resources import apply_defaults
 
 
 def main() -> int:
     apply_defaults()
     dagster_home()
+    with open_instance():  # created once, before dagster dev's processes open it
+        pass
     # workspace.yaml names the code location "govmetrics" (with -m the UI would show the module name).
     workspace = str(Path(__file__).resolve().parents[1] / "workspace.yaml")
     dagster = str(Path(sys.executable).parent / "dagster")

@@ -76,6 +76,14 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("checked_at", "TIMESTAMP NOT NULL", "校验时间"),
         ],
     ),
+    "warehouse_settings": (
+        "仓库设置：与整个仓库绑定的设置，例如个人信息密钥的指纹（不是密钥本身）",
+        [
+            ("name", "VARCHAR PRIMARY KEY", "设置名称"),
+            ("value", "VARCHAR NOT NULL", "设置值"),
+            ("set_at", "TIMESTAMP NOT NULL", "设置时间"),
+        ],
+    ),
 }
 
 

@@ -19,6 +19,7 @@ import duckdb
 from expectations.contract import Contract
 from expectations.sql import quote
 from warehouse.ddl import create_all
+from warehouse.stages import stage
 
 
 def writer_path(published: Path) -> Path:
@@ -57,6 +58,7 @@ def publish(published: Path) -> Path:
         con.execute("CHECKPOINT")
     tmp = published.with_name(f".{published.name}.{os.getpid()}.tmp")
     shutil.copyfile(work, tmp)
+    stage("publishing")
     os.replace(tmp, published)  # readers holding the old file keep reading it until they reopen
     return published
 

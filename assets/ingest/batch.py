@@ -23,11 +23,13 @@ import polars as pl
 
 from assets.ingest import progress as progress_hook
 from assets.ingest.dating import date_tables
+from assets.ingest.limits import DEFAULT, Limits, escapes, link_digest, refusal
 from assets.ingest.normalise import match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Column, Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
 from expectations.sql import literal, quote
+from warehouse.stages import stage
 from warehouse.writer import (
     MATCHED,
     append_new_versions,
@@ -103,8 +105,8 @@ def landed_files(landing: Path, dataset: str) -> list[Path]:
     folder = landing / dataset
     if not folder.is_dir():
         return []
-    files = [p for p in folder.rglob("*")
-             if p.is_file() and not p.name.startswith((".", "~$")) and p.suffix.lower() in SUPPORTED_SUFFIXES]
+    # Every file a department put there, also of a type we cannot read: it gets a failed batch.
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))]
     # In delivery order, so that a corrected file supersedes the one it corrects.
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.as_posix()))
 
@@ -117,7 +119,7 @@ def pending_files(con: duckdb.DuckDBPyConnection, landing: Path, dataset: str) -
         "SELECT source_path, sha256 FROM quality.load_batches WHERE dataset = ? "
         "AND coalesce(failure_kind, '') <> 'pipeline'", [dataset]).fetchall())
     return [p for p in landed_files(landing, dataset)
-            if (relative(p, landing), sha256_of(p)) not in seen]
+            if (relative(p, landing), link_digest(p) if escapes(p, landing) else sha256_of(p)) not in seen]
 
 
 def relative(path: Path, landing: Path) -> str:
@@ -147,7 +149,7 @@ def _record(con: duckdb.DuckDBPyConnection, result: BatchResult, sha: str, run_i
 
 def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, landing: Path,
               pii_key: bytes, run_id: str | None = None,
-              progress: Callable[[str], None] = log.info) -> BatchResult:
+              progress: Callable[[str], None] = log.info, limits: Limits = DEFAULT) -> BatchResult:
     """Load one file; never raises (every outcome is recorded as a batch).
 
     A file the department must fix becomes a ``failed`` batch with ``failure_kind = 'file'``. Any
@@ -162,6 +164,14 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     batch, which ``recover_interrupted`` undoes on the next run.
     """
     source = relative(path, landing)
+    refused = refusal(path, landing, SUPPORTED_SUFFIXES)
+    if refused:  # never read: a link out of the landing folder, a type we do not load
+        sha = link_digest(path) if escapes(path, landing) else sha256_of(path)
+        result = BatchResult(_new_batch_id(contract.name, sha), contract.name, source, "failed", reason=refused,
+                             failure_kind="file")
+        _record(con, result, sha, run_id)
+        progress(f"{source}: failed, {refused}")
+        return result
     size = path.stat().st_size
     progress_hook.report(contract.name, source, 0, 0, size, "read", path)
     sha = sha256_of(path)
@@ -171,7 +181,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     # memory under the writer's limit. Reset afterwards for the exports and marts.
     con.execute("SET preserve_insertion_order = false")
     try:
-        _load(con, contract, path, sha, result, pii_key, run_id, progress)
+        _load(con, contract, path, sha, result, pii_key, run_id, progress, limits)
     except Exception as exc:  # one failure never stops the other files
         log.error("loading %s failed: %s", source, describe_error(exc))
         result.status, result.failure_kind = "failed", "pipeline"
@@ -192,7 +202,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
 
 
 def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pii_key: bytes,
-          run_id: str | None, progress) -> None:
+          run_id: str | None, progress, limits: Limits = DEFAULT) -> None:
     earlier = con.execute(
         f"SELECT batch_id, source_path FROM quality.load_batches WHERE dataset = ? AND sha256 = ? "
         f"AND status IN {LOADED_STATUSES} ORDER BY received_at LIMIT 1", [contract.name, sha]).fetchall()
@@ -203,7 +213,7 @@ def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pi
         return
     _record(con, result, sha, run_id)  # 'loading': what recover_interrupted finds if this process dies
     rules, flagged = _rules_for(con, contract)
-    staged = _stage(con, contract, path, result, rules, pii_key, progress)
+    staged = _stage(con, contract, path, result, rules, pii_key, progress, limits)
     progress_hook.report(contract.name, result.source_path, result.rows_read, None, path.stat().st_size, "judge",
                          path)
     loaded_at, period = None, (None, None)
@@ -214,6 +224,7 @@ def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pi
         started = time.perf_counter()
         if _find_duplicates(con, contract):
             _quarantine_duplicates(con, contract, path, pii_key, result)
+        stage("judging")
         started = result.lap("judge", started)
         loaded_at = now()
         period = _append_versions(con, contract, flagged, result, loaded_at)
@@ -230,6 +241,7 @@ def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pi
                 result.merge["closed"] = close_absent(con, contract, listed, STAGING, loaded_at)
             mark_superseded(con, contract.name, result.batch_id)
         _record(con, result, sha, run_id, period)
+        stage("merging")  # new versions appended, the closing transaction not committed
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -284,7 +296,7 @@ def _classify(result: BatchResult) -> None:
 
 
 def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list[RowRule],
-           pii_key: bytes, progress) -> bool:
+           pii_key: bytes, progress, limits: Limits = DEFAULT) -> bool:
     """Read and normalise every table of the file, judging each chunk as it goes.
 
     The row rules read only the row itself and the referenced registers (which do not change
@@ -305,7 +317,7 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
                 f"array_to_string({messages}, '；'), __raw::JSON FROM govmetrics_chunk")
     started = time.perf_counter()
     try:
-        tables = read_file(path)
+        tables = read_file(path, limits=limits)
     except UnreadableFile as exc:
         result.status, result.reason = "failed", f"文件无法读取：{exc}"
         return False
@@ -369,6 +381,7 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS SELECT * FROM govmetrics_chunk")
                 created = True
             con.unregister("govmetrics_chunk")
+            stage("reading")
             result.lap("judge", started)
             progress(f"{result.source_path}: staged {result.rows_read:,} rows")
             progress_hook.report(contract.name, result.source_path, result.rows_read, None, size, "read", path)

@@ -76,6 +76,19 @@ from typing import Any
 
 import polars as pl
 
+from assets.ingest.errors import UnreadableFile
+from assets.ingest.limits import (
+    DEFAULT,
+    LimitExceeded,
+    Limits,
+    bounded_fields,
+    check_file_size,
+    check_shape,
+    check_xlsx_archive,
+)
+
+__all__ = ["UnreadableFile", "SourceTable", "read_file"]
+
 ROW = "__row"
 TOTAL = "__total"
 RESERVED = (ROW, TOTAL)
@@ -101,8 +114,6 @@ JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
-class UnreadableFile(Exception):
-    """The file cannot be read at all; the message says why, in Chinese and English."""
 
 
 @dataclass
@@ -519,26 +530,37 @@ def _rebatch(frames: Iterable[pl.DataFrame], size: int) -> Iterator[pl.DataFrame
 # entry point
 
 
-def read_file(path: Path, chunk_rows: int = CHUNK_ROWS) -> list[SourceTable]:
+def read_file(path: Path, chunk_rows: int = CHUNK_ROWS, limits: Limits = DEFAULT) -> list[SourceTable]:
     """Read any landing file; raise ``UnreadableFile`` when it cannot be read at all.
 
     CSV/TXT → one table; XLSX → one table per visible sheet with a header row; JSON, Parquet → one
     table. Chunks are produced lazily (a large CSV is streamed), at most ``chunk_rows`` source rows
-    each (fewer after blank rows are dropped).
+    each (fewer after blank rows are dropped). A file past one of ``limits`` raises
+    ``LimitExceeded`` (an ``UnreadableFile``), before the read where the file declares its size,
+    else as the chunks stream.
     """
+    tables = _read_any(Path(path), chunk_rows, limits)
+    for table in tables:
+        table.chunks = bounded_fields(table.chunks, limits)
+    return tables
+
+
+def _read_any(path: Path, chunk_rows: int, limits: Limits) -> list[SourceTable]:
     path = Path(path)
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be positive")
     if not path.is_file():
-        raise UnreadableFile(f"找不到文件 / file not found: {path}")
+        raise UnreadableFile(f"找不到文件 / file not found: {path.name}")
     size = path.stat().st_size
     if size == 0:
         raise UnreadableFile("文件为空（0字节） / the file is empty (0 bytes)")
+    check_file_size(path, limits)
     with open(path, "rb") as f:
         magic = f.read(8)
     suffix = path.suffix.lower()
     if magic.startswith(b"PK\x03\x04") or magic.startswith(b"\xd0\xcf\x11\xe0"):
-        return _read_excel(path, chunk_rows)
+        check_xlsx_archive(path, limits)
+        return _read_excel(path, chunk_rows, limits)
     if magic.startswith(b"PAR1"):
         return _read_parquet(path, chunk_rows)
     if suffix in EXCEL_SUFFIXES:
@@ -550,7 +572,7 @@ def read_file(path: Path, chunk_rows: int = CHUNK_ROWS) -> list[SourceTable]:
         raise UnreadableFile("不是有效的Parquet文件 / not a valid Parquet file")
     if suffix in JSON_SUFFIXES:
         return _read_json(path, chunk_rows)
-    return _read_text(path, chunk_rows)
+    return _read_text(path, chunk_rows, limits)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -636,7 +658,7 @@ def _encoding_past_ascii(path: Path) -> str:
     return "utf-8"
 
 
-def _read_text(path: Path, chunk_rows: int) -> list[SourceTable]:
+def _read_text(path: Path, chunk_rows: int, limits: Limits) -> list[SourceTable]:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(SAMPLE_BYTES)
@@ -652,14 +674,19 @@ def _read_text(path: Path, chunk_rows: int) -> list[SourceTable]:
     if not whole and len(lines) > 1:
         lines = lines[:-1]  # the last line of a partial sample may be cut
     lines = lines[:500]
-    delim = _sniff_delimiter(lines[:200])
-    rows = list(csv.reader(lines, delimiter=delim))
+    try:
+        delim = _sniff_delimiter(lines[:200])
+        rows = list(csv.reader(lines, delimiter=delim))
+    except csv.Error:  # a cell past csv's field limit (128 KiB) in the first rows
+        raise LimitExceeded(f"文件开头的行中有单元格超过 {csv.field_size_limit():,} 个字符（可能是引号未闭合），"
+                            "请检查后重新报送") from None
     sample_width = max((len(r) for r in rows), default=0)
     layout = detect_layout(rows[: LAYOUT_ROWS + 1], min_width=sample_width)
     if layout is None:
         raise UnreadableFile(
             "文件中找不到表头行（前30行内没有列名） / no header row found in the first 30 rows"
         )
+    check_shape(0, layout.width, limits, "文件")
     chunks = _csv_chunks(path, encoding, delim, layout, chunk_rows)
     return [
         SourceTable(
@@ -677,7 +704,8 @@ def _read_text(path: Path, chunk_rows: int) -> list[SourceTable]:
 
 
 def _transcode(path: Path, encoding: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix="govmetrics-", suffix=".utf8.csv")
+    # The pid in the name lets warehouse.recovery remove the file if this process is killed.
+    fd, name = tempfile.mkstemp(prefix=f"govmetrics-{os.getpid()}-", suffix=".utf8.csv")
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     try:
         with open(path, "rb") as fin, os.fdopen(fd, "wb") as fout:
@@ -720,8 +748,10 @@ def _csv_chunks(
                     (pl.col("__i").cast(pl.Int64) + offset).alias(ROW)
                 )
                 yield _finish(frame, layout.columns)
-        except pl.exceptions.PolarsError as exc:
-            raise UnreadableFile(f"CSV文件解析失败 / cannot parse the CSV file: {exc}") from exc
+        except pl.exceptions.PolarsError:
+            # polars quotes the unparsed rest of the file in its message: never pass it on.
+            raise UnreadableFile("CSV文件解析失败（可能有未闭合的引号或损坏的行），请检查后重新报送 / "
+                                 "cannot parse the CSV file (unclosed quote or broken line)") from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -731,30 +761,33 @@ def _csv_chunks(
 # spreadsheets
 
 
-def _read_excel(path: Path, chunk_rows: int) -> list[SourceTable]:
+def _read_excel(path: Path, chunk_rows: int, limits: Limits) -> list[SourceTable]:
     import fastexcel
 
     try:
         reader = fastexcel.read_excel(str(path))
         sheet_names = list(reader.sheet_names)
-    except Exception as exc:  # calamine raises several exception types for broken files
+    except Exception:  # calamine raises several exception types for broken files
         raise UnreadableFile(
             "不是有效的Excel文件（xlsx），文件可能已损坏 / "
-            f"not a valid xlsx file (broken or not a spreadsheet): {exc}"
-        ) from exc
+            "not a valid xlsx file (broken or not a spreadsheet)"
+        ) from None
     tables: list[SourceTable] = []
     for name in sheet_names:
         try:
-            sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+            # One row past the limit is enough to know it is exceeded; the rest is never read.
+            sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string",
+                                      n_rows=limits.max_sheet_rows + 1)
             if getattr(sheet, "visible", "visible") != "visible":
                 continue
             frame = sheet.to_polars()
-        except Exception as exc:
+        except Exception:
             raise UnreadableFile(
-                f"Excel工作表“{name}”无法读取 / cannot read sheet {name!r}: {exc}"
-            ) from exc
+                f"Excel工作表“{name[:60]}”无法读取，文件可能已损坏 / cannot read sheet {name[:60]!r}"
+            ) from None
         if frame.height == 0 or frame.width == 0:
             continue
+        check_shape(frame.height, frame.width, limits, f"工作表“{name[:60]}”")
         frame = frame.select(pl.all().cast(pl.String))
         layout = detect_layout(frame.head(LAYOUT_ROWS).rows())
         if layout is None:
@@ -870,7 +903,8 @@ def _read_json(path: Path, chunk_rows: int) -> list[SourceTable]:
         try:
             obj = [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
-            raise UnreadableFile(f"不是有效的JSON文件 / not valid JSON: {exc}") from exc
+            raise UnreadableFile(f"不是有效的JSON文件（第{exc.lineno}行第{exc.colno}列：{exc.msg}） / "
+                                 f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     records = _find_records(obj)
     if records is None:
         raise UnreadableFile(
@@ -966,8 +1000,8 @@ def _read_parquet(path: Path, chunk_rows: int) -> list[SourceTable]:
     try:
         pf = pq.ParquetFile(path)
         originals = list(pf.schema_arrow.names)
-    except Exception as exc:
-        raise UnreadableFile(f"不是有效的Parquet文件 / not a valid Parquet file: {exc}") from exc
+    except Exception:
+        raise UnreadableFile("不是有效的Parquet文件 / not a valid Parquet file") from None
     if not originals:
         raise UnreadableFile("Parquet文件没有任何列 / the Parquet file has no columns")
     cleaned = _dedupe([clean_header(k) or f"column_{j + 1}" for j, k in enumerate(originals)])
@@ -980,10 +1014,10 @@ def _read_parquet(path: Path, chunk_rows: int) -> list[SourceTable]:
                 assert isinstance(frame, pl.DataFrame)
                 frame.columns = [f"c{j}" for j in range(frame.width)]
                 yield frame
-        except Exception as exc:
+        except Exception:
             raise UnreadableFile(
-                f"Parquet文件读取失败 / cannot read the Parquet file: {exc}"
-            ) from exc
+                "Parquet文件读取失败，文件可能已损坏 / cannot read the Parquet file (broken)"
+            ) from None
 
     def chunks() -> Iterator[pl.DataFrame]:
         offset = 0
