@@ -528,17 +528,20 @@ def _append_versions(con, contract: Contract, flagged: list[Column], result: Bat
 def refresh_reference_flags(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
     """Clear 'not loaded yet' flags whose referenced row has arrived since (a review's case).
 
-    Only flagged current rows are looked at, so a rerun costs nothing on a table of tens of
-    millions of rows. (Referenced rows are never deleted, so a flag is never set again here.)
+    Only flagged current rows are looked at, and their values are joined to the referenced table
+    as the small side of an inner join: a semi join would build on the referenced table (tens
+    of millions of cases). Referenced rows are never deleted, so a flag is never set again here.
     """
     changed = 0
     for col in contract.columns:
         if not col.flag_column:
             continue
         ref_ds, ref_col = col.reference
-        flag = quote(col.flag_column)
+        flag, name = quote(col.flag_column), quote(col.name)
+        flagged = f"SELECT DISTINCT {name} AS v FROM core.{quote(contract.name)} WHERE valid_to IS NULL AND {flag}"
+        arrived = (f"SELECT DISTINCT f.v FROM ({flagged}) AS f "
+                   f"JOIN latest.{quote(ref_ds)} AS r ON r.{quote(ref_col)} = f.v")
         changed += con.execute(
-            f"""UPDATE core.{quote(contract.name)} SET {flag} = false
-                WHERE valid_to IS NULL AND {flag}
-                  AND {quote(col.name)} IN (SELECT {quote(ref_col)} FROM latest.{quote(ref_ds)})""").fetchall()[0][0]
+            f"UPDATE core.{quote(contract.name)} SET {flag} = false "
+            f"WHERE valid_to IS NULL AND {flag} AND {name} IN ({arrived})").fetchall()[0][0]
     return changed
