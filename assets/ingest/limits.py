@@ -6,8 +6,9 @@ read where the file says how big it is (file size; the XLSX zip's declared uncom
 and as the chunks stream otherwise (field length), so memory stays bounded meanwhile.
 
 The defaults follow what a spreadsheet can hold (Excel: 1,048,576 rows, 32,767 characters per
-cell) and what a department sends in a month; ``pipelines.resources.IngestLimits`` makes them
-configurable per run.
+cell). A text file is streamed in bounded chunks, so its size bounds only disk and time: the
+platform's whole history is one 10 GB CSV (70,854,000 cases) and must load, so the file size
+limit is 64 GB. ``pipelines.resources.IngestLimits`` makes them configurable per run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ MB = 1 << 20
 
 @dataclass(frozen=True)
 class Limits:
-    max_file_bytes: int = 2048 * MB
+    max_file_bytes: int = 64 * 1024 * MB
     max_xlsx_uncompressed_bytes: int = 512 * MB
     max_sheet_rows: int = 1_048_576
     max_columns: int = 1_000
