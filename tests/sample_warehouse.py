@@ -29,7 +29,7 @@ CREATE SCHEMA IF NOT EXISTS marts;
 CREATE TABLE IF NOT EXISTS marts.kpi_values (
     kpi_code VARCHAR, name_zh VARCHAR, period_grain VARCHAR, period_start DATE, scope VARCHAR,
     value DOUBLE, unit VARCHAR, numerator DOUBLE, denominator DOUBLE, batch_ids VARCHAR[],
-    run_id VARCHAR, computed_at TIMESTAMP);
+    run_id VARCHAR, computed_at TIMESTAMP, as_of DATE);
 CREATE TABLE IF NOT EXISTS marts.service_volume_monthly (
     month DATE, dept_code VARCHAR, region_code VARCHAR, source VARCHAR, cases BIGINT,
     online_cases BIGINT, full_online_cases BIGINT, reviews BIGINT, good_reviews BIGINT,
@@ -693,7 +693,7 @@ def build(con: duckdb.DuckDBPyConnection, *, with_kpis: bool = True) -> None:
     for code, grain, start, scope, value, num, den, batches in rows:
         name, unit = names[code]
         con.execute(
-            "INSERT INTO marts.kpi_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO marts.kpi_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             [
                 code,
                 name,

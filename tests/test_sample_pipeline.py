@@ -163,8 +163,10 @@ def test_exports_and_the_latest_months_bulletin_are_written(run):
     assert run["bulletin"].success and run["bulletin"].dagster_run.tags["dagster/partition"] == month
     folder = run["exports"] / "bulletin" / month
     html = (folder / "bulletin.html").read_text(encoding="utf-8")
-    for shown in ["7085.4万件", "4652.2万条", "49亿条"]:
+    for shown in ["7085.4万件", "4652.2万条", "49亿条", "99.4%", "3991个"]:
         assert shown in html
+    # a register's figure says the date its file describes (the extranet list is dated 2022-04-28)
+    assert "2022年4月28日" in html
     # issue 7: the March 2023 bulletin states no date after March 2023 for any figure
     year, last = map(int, month.split("-"))
     for document in (html, (folder / "internal.html").read_text(encoding="utf-8")):

@@ -195,7 +195,7 @@ def _figures(
     rows = con.execute(
         f"""
         SELECT kpi_code, name_zh, unit, value, period_grain, period_start, numerator, denominator,
-               batch_ids
+               batch_ids, as_of
         FROM marts.kpi_values
         WHERE scope = 'city' AND value IS NOT NULL AND NOT isnan(value) AND {PERIOD_END_SQL} <= ?
         QUALIFY row_number() OVER (PARTITION BY kpi_code
@@ -203,8 +203,11 @@ def _figures(
         [bound],
     ).fetchall()
     figures: dict[str, Figure] = {}
-    for code, name, unit, value, grain, start, num, den, batches in rows:
+    for code, name, unit, value, grain, start, num, den, batches, as_of in rows:
         name_c, unit_c, definition, reference = catalogue.get(code, (None, None, "", None))
+        if grain == "month" and as_of is not None and as_of < month_end(start):
+            # a register's figure carried to this month: true for the date its file describes
+            grain, start = "day", as_of
         figures[code] = Figure(
             code=code,
             name_zh=name or name_c or code,
