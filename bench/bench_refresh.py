@@ -127,6 +127,11 @@ def _run_profile(instance, run_id: str, sampler: RssSampler):
             begin = starts[event.step_key]
             steps[event.step_key] = {"seconds": round(entry.timestamp - begin, 2), "status": kind[5:].lower(),
                                      "peak_mib": round(sampler.peak(begin, entry.timestamp))}
+            if kind == "STEP_FAILURE":  # the innermost error: what actually went wrong
+                error = event.event_specific_data.error
+                while error is not None and (error.cause or error.context):
+                    error = error.cause or error.context
+                steps[event.step_key]["error"] = (error.message.strip().splitlines() or [""])[0] if error else ""
         elif kind == "ASSET_MATERIALIZATION":
             meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
             for phase, s in (meta.get("phase_seconds") or {}).items():
@@ -257,8 +262,11 @@ def main() -> int:
     out = HERE / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{report['git']}-{label}.json"
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
     print(f"written {out.relative_to(ROOT)}")
-    _cleanup(run)
-    return 0 if report["pipeline"]["success"] else 1
+    if report["pipeline"]["success"]:
+        _cleanup(run)
+        return 0
+    print(f"the pipeline failed: its warehouse is kept in {run / 'pipe'}")
+    return 1
 
 
 def incremental(landing: Path, run: Path, base_cases: int, encoding: str) -> dict:
@@ -297,6 +305,9 @@ def _print(report: dict) -> None:
         f"{k} {v:.1f}/{pipe['phase_peak_mib'].get(k, 0):.0f}" for k, v in pipe["phase_seconds"].items()))
     print("pipeline steps (s / peak MiB): " + ", ".join(
         f"{k} {v['seconds']:.1f}/{v['peak_mib']}" for k, v in pipe["steps"].items()))
+    for step, v in pipe["steps"].items():
+        if v.get("error"):
+            print(f"  step {step} failed: {v['error']}")
     for dataset, r in pipe["rows"].items():
         print(f"  {dataset:<20} read {r['read']:>12,} loaded {r['loaded']:>12,} quarantined {r['quarantined']:>9,} "
               f"skipped {r['skipped']:>5,} adds up: {r['adds_up']}  {r['statuses']}")
