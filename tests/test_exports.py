@@ -354,6 +354,31 @@ def test_large_table_streams_into_several_files(con, tmp_path, monkeypatch):
     )
 
 
+def test_records_are_written_month_by_month(con, tmp_path):
+    """Reviews arriving out of time order, and one without a time: each month's directory holds
+    exactly that month's reviews, none twice, the timeless one in hive's default partition."""
+    con.execute("""
+        INSERT INTO core.service_reviews (review_no, case_no, rating, channel, reviewed_at, batch_id, valid_from)
+        SELECT 'PJ-T' || i, 'SY-T', 5, 'APP',
+               CASE WHEN i = 0 THEN NULL ELSE TIMESTAMP '2031-01-31 23:59:59' + to_days((i % 3)::INTEGER) END,
+               'b-t', now()
+        FROM range(300) t(i)""")
+    out = tmp_path / "exports"
+    export_parquet(con, out, "run-1")
+    entry = _manifest(out)["tables"]["service_reviews"]
+    assert entry["rows"] == con.execute("SELECT count(*) FROM latest.service_reviews").fetchone()[0]
+    glob = (out / "service_reviews" / "**" / "*.parquet").as_posix()
+    by_month = dict(con.execute(
+        f"SELECT period_month, count(*) FROM read_parquet('{glob}', hive_partitioning = true) "
+        f"WHERE review_no LIKE 'PJ-T%' GROUP BY ALL").fetchall())
+    assert by_month == {"2031-01": 99, "2031-02": 200, None: 1}
+    assert con.execute(
+        f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning = true) "
+        f"WHERE period_month <> strftime(reviewed_at, '%Y-%m')").fetchone()[0] == 0
+    assert con.execute(
+        f"SELECT count(DISTINCT review_no) = count(*) FROM read_parquet('{glob}')").fetchone()[0]
+
+
 def test_every_exported_column_carries_its_chinese_label_unit_and_description(sample_run):
     """What a BI tool sees opening any file the real run exported, with pyarrow: no bare snake_case names."""
     out = sample_run["exports"]

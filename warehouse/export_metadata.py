@@ -87,19 +87,19 @@ def period_column(table: str, source: str) -> str | None:
     return contract.period if contract else PERIOD_COLUMNS.get(table)
 
 
-def coverage(con: duckdb.DuckDBPyConnection, table: str, source: str, select: str) -> dict:
+def coverage(con: duckdb.DuckDBPyConnection, table: str, source: str) -> dict:
     """Per exported table: the period range of its rows and the time of the newest data behind it.
 
     "Data as of" is when the newest batch the table depends on was received: for a dataset its
     own loaded batches, for marts and quality tables any batch.
     """
     column = period_column(table, source)
-    period = None
-    if column:
-        lo, hi = con.execute(f"SELECT min({quote(column)})::VARCHAR, max({quote(column)})::VARCHAR "
-                             f"FROM ({select})").fetchall()[0]
-        period = {"column": column, "min": lo, "max": hi}
     schema, name = source.split(".", 1)
+    period = None
+    if column:  # read from the source, not the export's query (which may sort every row)
+        lo, hi = con.execute(f"SELECT min({quote(column)})::VARCHAR, max({quote(column)})::VARCHAR "
+                             f"FROM {quote(schema)}.{quote(name)}").fetchall()[0]
+        period = {"column": column, "min": lo, "max": hi}
     dataset = name if schema in ("core", "latest") else None
     as_of = con.execute(
         """SELECT max(received_at)::VARCHAR FROM quality.load_batches

@@ -77,8 +77,13 @@ def department_sql() -> tuple[str, str, str]:
         if via:
             ref_ds, ref_col, ours = via
             alias = f"ref{i}"
-            joins.append(f"LEFT JOIN latest.{quote(ref_ds)} AS {alias} ON q.dataset = {literal(contract.name)} "
-                         f"AND {alias}.{quote(ref_col)} = {ours}")
+            # Only the referenced rows some quarantined row names (a semi-join built on the
+            # quarantine): a plain join would hash the whole referenced table (70M cases).
+            wanted = (f"SELECT {ours} FROM quality.quarantine AS q "
+                      f"WHERE q.dataset = {literal(contract.name)}")
+            joins.append(f"LEFT JOIN (SELECT {quote(ref_col)}, {quote(dept)} FROM latest.{quote(ref_ds)} "
+                         f"WHERE {quote(ref_col)} IN ({wanted})) AS {alias} "
+                         f"ON q.dataset = {literal(contract.name)} AND {alias}.{quote(ref_col)} = {ours}")
             code = f"{alias}.{quote(dept)}"
         if code:
             codes.append(f"WHEN {literal(contract.name)} THEN {code}")
