@@ -118,6 +118,23 @@ def test_a_sheet_lists_the_first_rows_and_the_cover_counts_them_all(first, tmp_p
     assert any("共 2 行未通过，本清单列出前 1 行" in str(line) for line in cover)
 
 
+def test_workbooks_written_in_parallel_are_the_same(first, tmp_path):
+    """Many rejected rows: worker processes write the workbooks, with the same content and order."""
+    from warehouse.returns import write_returns
+
+    work = first["warehouse"].with_name("gm.writer.duckdb")
+    with duckdb.connect(str(work), read_only=True) as con:
+        (run_id,) = con.execute("SELECT DISTINCT run_id FROM quality.load_batches "
+                                "WHERE source_path LIKE 'service_cases/%'").fetchall()[0]
+        serial = write_returns(con, tmp_path / "serial", run_id)
+        parallel = write_returns(con, tmp_path / "parallel", run_id, parallel_from_rows=1)
+    assert [p.name for p in parallel] == [p.name for p in serial] and len(serial) > 1
+    for a, b in zip(serial, parallel, strict=True):
+        left, right = sheets(a), sheets(b)
+        assert list(left) == list(right)
+        assert all(left[name].equals(right[name]) for name in left)
+
+
 def _deliver_fixed(book: Path, target: Path) -> None:
     """What a clerk does: fix the highlighted cell, save, deliver back (cover sheet kept)."""
     content = sheets(book)

@@ -26,7 +26,10 @@ headers, so the ordinary loader reads it; ``退回编号`` and ``问题说明`` 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +48,7 @@ FAULT = "__fault"  # hidden helper column: |header|header| of the cells at fault
 MASK = "（个人信息已脱敏，不改动则沿用原值）"
 HASHED = r"^[0-9a-f]{64}$"  # how the loader's keyed hash (HMAC-SHA256, hex) looks
 ROWS_PER_FILE = 10_000
+PARALLEL_FROM_ROWS = 20_000  # below this, starting worker processes costs more than it saves
 
 
 def reference_sql(alias: str = "q") -> str:
@@ -180,16 +184,32 @@ def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str)
     return path
 
 
+def _write_job(job: tuple[pl.DataFrame, Path, str, str]) -> Path:
+    return write_workbook(*job)
+
+
 def write_returns(con: duckdb.DuckDBPyConnection, out_dir: Path, run_id: str,
-                  run_date: datetime | None = None, rows_per_file: int = ROWS_PER_FILE) -> list[Path]:
-    """Write this run's workbooks under ``out_dir``; returns their paths (none if nothing was rejected)."""
+                  run_date: datetime | None = None, rows_per_file: int = ROWS_PER_FILE,
+                  parallel_from_rows: int = PARALLEL_FROM_ROWS) -> list[Path]:
+    """Write this run's workbooks under ``out_dir``; returns their paths (none if nothing was rejected).
+
+    XLSX is written cell by cell in Python (about 100,000 cells a second): at full volume the
+    workbooks of 64 departments took two minutes on one core. From ``parallel_from_rows`` rows
+    on, the workbooks are written by one process per core (spawned: they share nothing with this
+    process, least of all its DuckDB connection), the largest first.
+    """
     run_date = run_date or datetime.now()
     rows = rejected_this_run(con, run_id, rows_per_file)
     if rows.is_empty():
         return []
-    paths = []
+    jobs = []
     for (department,), part in rows.group_by("department", maintain_order=True):
         period = _period(part, run_date)
-        path = out_dir / f"退回清单_{_safe_name(department)}_{period}.xlsx"
-        paths.append(write_workbook(part, path, department, period))
-    return paths
+        jobs.append((part, out_dir / f"退回清单_{_safe_name(department)}_{period}.xlsx", department, period))
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2 or rows.height < parallel_from_rows:
+        return [_write_job(job) for job in jobs]
+    largest_first = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].height)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        written = dict(zip(largest_first, pool.map(_write_job, [jobs[i] for i in largest_first]), strict=True))
+    return [written[i] for i in range(len(jobs))]

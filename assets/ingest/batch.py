@@ -48,6 +48,8 @@ LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
 STAGING = "govmetrics_staging"
 # Keys of a register batch's rejected rows: the file still lists them (see close_absent).
 REJECTED_KEYS = "govmetrics_rejected_keys"
+# Staged rows whose key an earlier row of the same file already has (see _find_duplicates).
+DUPLICATES = "govmetrics_duplicates"
 
 log = logging.getLogger("govmetrics.ingest")
 
@@ -181,7 +183,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     # memory under the writer's limit. Reset afterwards for the exports and marts.
     con.execute("SET preserve_insertion_order = false")
     try:
-        _load(con, contract, path, sha, result, pii_key, run_id, progress, limits)
+        _load(con, contract, path, size, sha, result, pii_key, run_id, progress, limits)
     except Exception as exc:  # one failure never stops the other files
         log.error("loading %s failed: %s", source, describe_error(exc))
         result.status, result.failure_kind = "failed", "pipeline"
@@ -192,7 +194,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
         discard_batch(con, contract.name, result.batch_id)
         _record(con, result, sha, run_id)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS duplicates; "
+        con.execute(f"DROP TABLE IF EXISTS {STAGING}; DROP TABLE IF EXISTS {DUPLICATES}; "
                     f"DROP TABLE IF EXISTS {MATCHED}; DROP TABLE IF EXISTS {REJECTED_KEYS}; "
                     f"RESET preserve_insertion_order")
     progress_hook.report(contract.name, source, result.rows_read, None, size, "done", path)
@@ -201,7 +203,7 @@ def load_file(con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, la
     return result
 
 
-def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pii_key: bytes,
+def _load(con, contract: Contract, path: Path, size: int, sha: str, result: BatchResult, pii_key: bytes,
           run_id: str | None, progress, limits: Limits = DEFAULT) -> None:
     earlier = con.execute(
         f"SELECT batch_id, source_path FROM quality.load_batches WHERE dataset = ? AND sha256 = ? "
@@ -213,9 +215,8 @@ def _load(con, contract: Contract, path: Path, sha: str, result: BatchResult, pi
         return
     _record(con, result, sha, run_id)  # 'loading': what recover_interrupted finds if this process dies
     rules, flagged = _rules_for(con, contract)
-    staged = _stage(con, contract, path, result, rules, pii_key, progress, limits)
-    progress_hook.report(contract.name, result.source_path, result.rows_read, None, path.stat().st_size, "judge",
-                         path)
+    staged = _stage(con, contract, path, size, result, rules, pii_key, progress, limits)
+    progress_hook.report(contract.name, result.source_path, result.rows_read, None, size, "judge", path)
     loaded_at, period = None, (None, None)
     if result.status == "failed":  # unreadable half-way: the rows it quarantined go too
         discard_batch(con, contract.name, result.batch_id)
@@ -295,7 +296,7 @@ def _classify(result: BatchResult) -> None:
         result.status = "loaded"
 
 
-def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list[RowRule],
+def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, rules: list[RowRule],
            pii_key: bytes, progress, limits: Limits = DEFAULT) -> bool:
     """Read and normalise every table of the file, judging each chunk as it goes.
 
@@ -307,7 +308,6 @@ def _stage(con, contract: Contract, path: Path, result: BatchResult, rules: list
     (the department's to fix). Returns whether a staging table was made.
     """
     judged = _judged_select(rules)
-    size = path.stat().st_size
     keys = ", ".join(quote(k) for k in contract.keys)
     if contract.as_of_column:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {REJECTED_KEYS} AS SELECT {keys} FROM core.{quote(contract.name)} "
@@ -449,14 +449,14 @@ def _find_duplicates(con, contract: Contract) -> int:
     are ordered, so the window never sorts the whole batch. Returns how many there are."""
     keys = ", ".join(quote(k) for k in contract.keys)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE duplicates AS
+        CREATE OR REPLACE TEMP TABLE {DUPLICATES} AS
         WITH repeated AS (SELECT {keys} FROM {STAGING} GROUP BY ALL HAVING count(*) > 1)
         SELECT __seq, __sheet, __row, {keys}, __first_row FROM (
             SELECT __seq, __sheet, __row, {keys},
                    first_value(__row) OVER (PARTITION BY {keys} ORDER BY __sheet, __row) AS __first_row
             FROM {STAGING} SEMI JOIN repeated USING ({keys})
         ) WHERE __first_row <> __row""")
-    return con.execute("SELECT count(*) FROM duplicates").fetchall()[0][0]
+    return con.execute(f"SELECT count(*) FROM {DUPLICATES}").fetchall()[0][0]
 
 
 def _quarantine_duplicates(con, contract: Contract, path: Path, pii_key: bytes, result: BatchResult) -> None:
@@ -466,7 +466,7 @@ def _quarantine_duplicates(con, contract: Contract, path: Path, pii_key: bytes, 
     duplicates' raw values come from a second read of the file, made only when there are any.
     Rows are matched by sheet, row and key (a wide indicator row unpivots into several).
     """
-    wanted = pl.from_arrow(con.sql("SELECT DISTINCT __sheet, __row FROM duplicates").to_arrow_table())
+    wanted = pl.from_arrow(con.sql(f"SELECT DISTINCT __sheet, __row FROM {DUPLICATES}").to_arrow_table())
     parts = []
     for table in read_file(path):
         match = match_headers(table, contract)
@@ -487,7 +487,7 @@ def _quarantine_duplicates(con, contract: Contract, path: Path, pii_key: bytes, 
         SELECT ?, ?, d.__sheet, d.__row, 'duplicate_key', ['duplicate_key'],
                '{key_zh}在本文件中重复，与第' || d.__first_row || '行相同；保留了第一次出现的行',
                any_value(r.__raw)::JSON
-        FROM duplicates AS d LEFT JOIN govmetrics_raw AS r
+        FROM {DUPLICATES} AS d LEFT JOIN govmetrics_raw AS r
           ON r.__sheet IS NOT DISTINCT FROM d.__sheet AND r.__row = d.__row AND {same_key}
         GROUP BY d.__seq, d.__sheet, d.__row, d.__first_row""", [result.batch_id, result.dataset]).fetchall()[0][0]
     con.unregister("govmetrics_raw")
@@ -502,7 +502,8 @@ def _append_versions(con, contract: Contract, flagged: list[Column], result: Bat
     a LEFT JOIN over the whole batch, once: per chunk it would scan the referenced table (tens
     of millions of cases) once per 100,000 reviews.
     """
-    staged = f"SELECT * FROM {STAGING} AS s WHERE NOT EXISTS (SELECT 1 FROM duplicates AS d WHERE d.__seq = s.__seq)"
+    staged = (f"SELECT * FROM {STAGING} AS s "
+              f"WHERE NOT EXISTS (SELECT 1 FROM {DUPLICATES} AS d WHERE d.__seq = s.__seq)")
     match_current(con, contract, staged)
     columns = ", ".join(f"s.{quote(c)}" for c in contract.column_names)
     joins, flags = [], []
