@@ -329,7 +329,6 @@ def test_exchange_swaps_directories(tmp_path):
 def test_large_table_streams_into_several_files(con, tmp_path, monkeypatch):
     monkeypatch.setattr(exports, "MAX_ROWS_PER_FILE", 1000)
     monkeypatch.setattr(exports, "MAX_ROWS_PER_GROUP", 500)
-    monkeypatch.setattr(exports, "MIN_ROWS_PER_GROUP", 100)
     monkeypatch.setattr(exports, "BATCH_ROWS", 256)
     con.execute("""
         INSERT INTO marts.service_volume_monthly
