@@ -47,8 +47,7 @@ def nothing_new() -> bool:
     """True when the published warehouse has already seen every file in the landing folder."""
     import duckdb
 
-    from assets.ingest.batch import landed_files, relative, sha256_of
-    from assets.ingest.limits import escapes, link_digest
+    from assets.ingest.batch import SeenFiles, landed_files
     from expectations.contract import all_contracts
 
     warehouse = _warehouse()
@@ -56,11 +55,8 @@ def nothing_new() -> bool:
         return False
     landing = Path(os.environ["GOVMETRICS_LANDING"]).resolve()
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        # A file whose load failed for a pipeline reason is not "seen": the next run retries it.
-        seen = set(con.execute("SELECT dataset, source_path, sha256 FROM quality.load_batches "
-                               "WHERE coalesce(failure_kind, '') <> 'pipeline'").fetchall())
-    return all((name, relative(p, landing), link_digest(p) if escapes(p, landing) else sha256_of(p)) in seen
-               for name in all_contracts() for p in landed_files(landing, name))
+        seen = SeenFiles(con)  # a file whose load failed for a pipeline reason is not seen: retried
+    return all((name, p, landing) in seen for name in all_contracts() for p in landed_files(landing, name))
 
 
 def refresh(args: argparse.Namespace) -> int:

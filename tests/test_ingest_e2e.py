@@ -149,6 +149,26 @@ def test_rerun_with_nothing_new_changes_nothing(loaded):
         assert con.execute("SELECT count(*) FROM core.service_cases").fetchone()[0] == rows_before
 
 
+def test_a_file_unchanged_since_it_was_read_is_not_hashed_again(loaded, monkeypatch):
+    """Size and modification time as when read: no SHA-256 of it (a full landing folder is 13.6 GB).
+    A touched file is hashed again, and with the same content it is still not pending."""
+    from assets.ingest import batch
+
+    hashed: list[str] = []
+    real = batch.sha256_of
+    monkeypatch.setattr(batch, "sha256_of", lambda p: hashed.append(p.name) or real(p))
+    with writer(loaded) as con:
+        read = {Path(p).name for (p,) in con.execute(
+            "SELECT source_path FROM quality.load_batches WHERE dataset = 'service_cases' "
+            "AND status IN ('loaded', 'partially_loaded', 'duplicate')").fetchall()}
+        assert read and batch.pending_files(con, loaded["landing"], "service_cases") == []
+        assert not read & set(hashed)
+        path = loaded["facts"]["gbk"]["path"]
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))
+        assert batch.pending_files(con, loaded["landing"], "service_cases") == []
+    assert path.name in hashed
+
+
 def test_corrected_file_supersedes_and_history_stays(loaded):
     landing = loaded["landing"]
     # The JSON export is corrected: C1002 is now finished.

@@ -46,6 +46,9 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("failure_kind", "VARCHAR", "失败原因归属（status 为 failed 时）：file 报送文件的问题，"
                                         "需部门更正后重新报送；pipeline 系统原因（配置、内存、磁盘、"
                                         "程序错误），下次运行自动重试"),
+            ("source_bytes", "BIGINT", "读取时的文件大小（字节）"),
+            ("source_mtime_ns", "BIGINT", "读取时的文件修改时间（纳秒时间戳）：大小和修改时间都未变的文件不再"
+                                          "重新计算SHA-256"),
         ],
     ),
     "quarantine": (
