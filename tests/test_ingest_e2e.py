@@ -169,6 +169,23 @@ def test_a_file_unchanged_since_it_was_read_is_not_hashed_again(loaded, monkeypa
     assert path.name in hashed
 
 
+def test_seen_files_reads_a_warehouse_published_before_sizes_were_recorded(tmp_path):
+    """An analysts' file from before ``source_bytes``/``source_mtime_ns`` (read-only: not grown)."""
+    from assets.ingest.batch import SeenFiles, sha256_of
+
+    landed = tmp_path / "landing" / "service_cases" / "a.csv"
+    landed.parent.mkdir(parents=True)
+    landed.write_text("办件编号\nC1\n", encoding="utf-8")
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA quality; CREATE TABLE quality.load_batches "
+                "(dataset VARCHAR, source_path VARCHAR, sha256 VARCHAR, failure_kind VARCHAR)")
+    con.execute("INSERT INTO quality.load_batches VALUES ('service_cases', 'service_cases/a.csv', ?, NULL)",
+                [sha256_of(landed)])
+    assert ("service_cases", landed, tmp_path / "landing") in SeenFiles(con)
+    landed.write_text("办件编号\nC2\n", encoding="utf-8")
+    assert ("service_cases", landed, tmp_path / "landing") not in SeenFiles(con)
+
+
 def test_corrected_file_supersedes_and_history_stays(loaded):
     landing = loaded["landing"]
     # The JSON export is corrected: C1002 is now finished.
