@@ -589,7 +589,11 @@ def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: st
     try:
         staging.mkdir(parents=True)
         for plan in plans:
-            files = _write_table(con, plan, staging / plan.table)
+            try:
+                files = _write_table(con, plan, staging / plan.table)
+            except duckdb.Error as exc:  # say which table: the engine's message does not
+                raise RuntimeError(f"exporting {plan.source} to exports/{plan.table} failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
             prev = prev_tables.get(plan.table) or {}
             history = list(prev.get("columns_added", []))
             history += [
