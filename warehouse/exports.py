@@ -69,7 +69,7 @@ import pyarrow.parquet as pq
 
 from expectations.contract import all_contracts
 from expectations.sql import quote
-from warehouse.export_metadata import coverage, describe, label_and_unit
+from warehouse.export_metadata import coverage, describe, label_and_unit, period_column
 from warehouse.export_runs import keep_run
 
 MANIFEST = "_manifest.json"
@@ -429,8 +429,9 @@ class _PartitionWriter:
     out of memory while the process grew to 3.6 GiB.
     """
 
-    def __init__(self, target: Path, schema: pa.Schema, key: str | None) -> None:
-        self.target, self.schema, self.key = target, schema, key
+    def __init__(self, target: Path, schema: pa.Schema, key: str | None, period: str | None = None) -> None:
+        self.target, self.schema, self.key, self.period = target, schema, key, period
+        self.period_range: tuple[object, object] | None = None  # (min, max) of ``period`` as written
         self.files: list[tuple[Path, int]] = []  # in writing order
         self._writer: pq.ParquetWriter | None = None
         self._folder: Path | None = None
@@ -439,6 +440,8 @@ class _PartitionWriter:
         self._file_rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self.period in batch.schema.names:
+            self._widen(pc.min_max(batch.column(self.period)))
         if not self.key:
             self._append(self.target, batch)
             return
@@ -450,6 +453,14 @@ class _PartitionWriter:
         for end, value in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
             self._append(self.target / _hive_folder(self.key, value), data.slice(start, end - start))
             start = end
+
+    def _widen(self, found: pa.StructScalar) -> None:
+        lo, hi = found["min"].as_py(), found["max"].as_py()
+        if lo is None:  # no value in this batch
+            return
+        if self.period_range is not None:
+            lo, hi = min(lo, self.period_range[0]), max(hi, self.period_range[1])
+        self.period_range = (lo, hi)
 
     def close(self) -> list[tuple[Path, int]]:
         self._close_file()
@@ -502,12 +513,15 @@ def _hive_folder(key: str, value: str | None) -> str:
     return f"{key}={HIVE_NULL if value is None else urllib.parse.quote(value, safe='')}"
 
 
-def _write_table(con: duckdb.DuckDBPyConnection, plan: _Plan, target: Path) -> list[dict]:
-    writer = _PartitionWriter(target, plan.schema, plan.key)
+def _write_table(con: duckdb.DuckDBPyConnection, plan: _Plan, target: Path
+                 ) -> tuple[list[dict], tuple[object, object] | None]:
+    """Write the plan's rows; returns the files written and the (min, max) of the period column."""
+    writer = _PartitionWriter(target, plan.schema, plan.key, period_column(plan.table, plan.source))
     for batch in _aligned(_rows(con, plan), plan):
         writer.write(batch)
-    return [{"path": p.relative_to(target).as_posix(), "rows": rows, "bytes": p.stat().st_size}
-            for p, rows in writer.close()]
+    files = [{"path": p.relative_to(target).as_posix(), "rows": rows, "bytes": p.stat().st_size}
+             for p, rows in writer.close()]
+    return files, writer.period_range
 
 
 _RENAME_EXCHANGE = 2
@@ -590,7 +604,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: st
         staging.mkdir(parents=True)
         for plan in plans:
             try:
-                files = _write_table(con, plan, staging / plan.table)
+                files, period_range = _write_table(con, plan, staging / plan.table)
             except duckdb.Error as exc:  # say which table: the engine's message does not
                 raise RuntimeError(f"exporting {plan.source} to exports/{plan.table} failed: "
                                    f"{type(exc).__name__}: {exc}") from exc
@@ -608,7 +622,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, exports_dir: Path, run_id: st
             tables[plan.table] = {
                 "source": plan.source,
                 "description": plan.schema.metadata[b"description"].decode(),
-                **coverage(con, plan.table, plan.source),
+                **coverage(con, plan.table, plan.source, period_range),
                 "columns": {f.name: {k.decode(): v.decode() for k, v in f.metadata.items()} for f in plan.schema},
                 "run_id": run_id,
                 "written_at": written_at,
