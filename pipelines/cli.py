@@ -56,7 +56,7 @@ def nothing_new() -> bool:
     landing = Path(os.environ["GOVMETRICS_LANDING"]).resolve()
     with duckdb.connect(str(warehouse), read_only=True) as con:
         seen = SeenFiles(con)  # a file whose load failed for a pipeline reason is not seen: retried
-    return all((name, p, landing) in seen for name in all_contracts() for p in landed_files(landing, name))
+    return all(seen.has(name, p, landing) for name in all_contracts() for p in landed_files(landing, name))
 
 
 def refresh(args: argparse.Namespace) -> int:

@@ -181,9 +181,9 @@ def test_seen_files_reads_a_warehouse_published_before_sizes_were_recorded(tmp_p
                 "(dataset VARCHAR, source_path VARCHAR, sha256 VARCHAR, failure_kind VARCHAR)")
     con.execute("INSERT INTO quality.load_batches VALUES ('service_cases', 'service_cases/a.csv', ?, NULL)",
                 [sha256_of(landed)])
-    assert ("service_cases", landed, tmp_path / "landing") in SeenFiles(con)
+    assert SeenFiles(con).has("service_cases", landed, tmp_path / "landing")
     landed.write_text("办件编号\nC2\n", encoding="utf-8")
-    assert ("service_cases", landed, tmp_path / "landing") not in SeenFiles(con)
+    assert not SeenFiles(con).has("service_cases", landed, tmp_path / "landing")
 
 
 def test_corrected_file_supersedes_and_history_stays(loaded):

@@ -235,8 +235,9 @@ def _write_in_workers(jobs: list[tuple[pl.DataFrame, Path, str, str]], workers: 
             share_file.write_text(json.dumps(listing, ensure_ascii=False), encoding="utf-8")
             procs.append(subprocess.Popen([sys.executable, "-m", "warehouse.returns", str(share_file)],
                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-        errors = [err.decode(errors="replace").strip().splitlines()[-1:] for p in procs
-                  if (err := p.communicate()[1]) is not None and p.returncode != 0]
+        stderr = [p.communicate()[1] for p in procs]
+        errors = [err.decode(errors="replace").strip().splitlines()[-1:]
+                  for p, err in zip(procs, stderr, strict=True) if p.returncode != 0]
         if errors:
             raise RuntimeError(f"writing return workbooks failed in a worker process: {errors}")
 

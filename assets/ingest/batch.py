@@ -122,7 +122,8 @@ class SeenFiles:
     'pipeline'``: a bad key, no memory, a full disk, a bug) is not seen: the next run retries it,
     and a fixed cause needs no re-delivery. Content is the file's SHA-256, computed only when
     the file's size or modification time differs from when it was read (hashing the 13.6 GB of
-    a full-volume landing folder took 15 s of every run, also of one with nothing new).
+    a full-volume landing folder made ``govmetrics refresh`` with nothing new take 19.7 s; 1.5 s
+    without).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> None:
@@ -138,9 +139,8 @@ class SeenFiles:
         self._seen = {(d, p, sha) for d, p, sha, _, _ in rows}
         self._hashed = {(d, p, size, mtime): sha for d, p, sha, size, mtime in rows if size is not None}
 
-    def __contains__(self, item: tuple[str, Path, Path]) -> bool:
-        """``(dataset, path, landing) in seen``."""
-        dataset, path, landing = item
+    def has(self, dataset: str, path: Path, landing: Path) -> bool:
+        """Whether ``path`` (in ``landing``) was seen, with its present content, as a file of ``dataset``."""
         source = relative(path, landing)
         if escapes(path, landing):
             digest = link_digest(path)
@@ -154,7 +154,7 @@ def pending_files(con: duckdb.DuckDBPyConnection, landing: Path, dataset: str) -
     """Files of ``dataset`` the warehouse has not seen (see :class:`SeenFiles`): re-running with
     nothing new changes nothing."""
     seen = SeenFiles(con, dataset)
-    return [p for p in landed_files(landing, dataset) if (dataset, p, landing) not in seen]
+    return [p for p in landed_files(landing, dataset) if not seen.has(dataset, p, landing)]
 
 
 def relative(path: Path, landing: Path) -> str:
