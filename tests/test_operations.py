@@ -206,7 +206,7 @@ def test_a_dagster_run_takes_the_writer_lock_too(site):
         assert holder.stdout.readline().strip() == "held"
         busy = materialize()
     finally:
-        holder.terminate()
+        holder.kill()  # not terminate(): a shell that ignores SIGTERM passes that on
         holder.wait()
     assert not busy.success and not site.work.exists()
     failure = [e for e in busy.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE
