@@ -24,7 +24,7 @@ import polars as pl
 from assets.ingest import progress as progress_hook
 from assets.ingest.dating import date_tables
 from assets.ingest.limits import DEFAULT, Limits, escapes, link_digest, refusal
-from assets.ingest.normalise import match_headers, normalise
+from assets.ingest.normalise import RAW, encode_raw, match_headers, normalise
 from assets.ingest.readers import UnreadableFile, read_file
 from expectations.contract import Column, Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
@@ -48,6 +48,8 @@ LOADED_STATUSES = ("loaded", "partially_loaded", "superseded")
 STAGING = "govmetrics_staging"
 # Keys of a register batch's rejected rows: the file still lists them (see close_absent).
 REJECTED_KEYS = "govmetrics_rejected_keys"
+# What the staging table keeps of a good row besides the contract's columns: what the merge reads.
+STAGED_EXTRA = ("__row", "__extras", "__sheet", "__seq")
 # Staged rows whose key an earlier row of the same file already has (see _find_duplicates).
 DUPLICATES = "govmetrics_duplicates"
 
@@ -338,20 +340,22 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
     """Read and normalise every table of the file, judging each chunk as it goes.
 
     The row rules read only the row itself and the referenced registers (which do not change
-    during the load), so each chunk is judged alone, once (DuckDB computes the rule mask, polars
-    splits the chunk by it): its rejected rows go to ``quality.quarantine`` (with their raw
-    values) and its good rows, typed and without raw values, to the staging table, with
-    ``__seq``, their position in the batch. A file that cannot be read marks ``result`` failed
-    (the department's to fix). Returns whether a staging table was made.
+    during the load), so each chunk is judged alone, once: DuckDB returns the few rows that
+    break a rule with their rule mask; those go to ``quality.quarantine`` with their raw values
+    (JSON-encoded for them only), and the other rows, typed, to the staging table with just the
+    columns the merge reads (``STAGED_EXTRA``; ``__seq`` is their position in the batch). A file
+    that cannot be read marks ``result`` failed (the department's to fix). Returns whether a
+    staging table was made.
     """
     judged = _judged_select(rules)
+    staged_columns = ", ".join([quote(c) for c in contract.column_names] + list(STAGED_EXTRA))
     keys = ", ".join(quote(k) for k in contract.keys)
     if contract.as_of_column:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {REJECTED_KEYS} AS SELECT {keys} FROM core.{quote(contract.name)} "
                     f"LIMIT 0")
     names, messages = _broken_rules(rules)
     rejected = (f"INSERT INTO quality.quarantine SELECT ?, ?, __sheet, __row, {names}[1], {names}, "
-                f"array_to_string({messages}, '；'), __raw::JSON FROM govmetrics_chunk")
+                f"array_to_string({messages}, '；'), __raw::JSON FROM govmetrics_bad")
     started = time.perf_counter()
     try:
         tables = read_file(path, limits=limits)
@@ -386,7 +390,7 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
                 return False
             totals = int(chunk["__total"].sum())
             started = result.lap("read", started)
-            frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key)
+            frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key, raw_json=False)
             del chunk
             if dating is not None:
                 undated += frame[dated].null_count() - int(frame[f"{dated}__invalid"].sum())
@@ -401,23 +405,25 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
                                        pl.int_range(seq, seq + frame.height, dtype=pl.Int64).alias("__seq"))
             seq += frame.height
             started = result.lap("normalise", started)
-            con.register("govmetrics_chunk", arrow(frame))
-            broken = pl.from_arrow(con.sql(judged).to_arrow_table()).to_series()
-            frame = frame.with_columns(broken.alias("__broken"))
-            bad = frame.filter(pl.col("__broken") != 0)
-            if bad.height:
-                con.register("govmetrics_chunk", arrow(bad))
+            con.register("govmetrics_chunk", arrow(frame.drop(RAW)))
+            broken = pl.from_arrow(con.sql(judged).to_arrow_table())
+            good = f"SELECT {staged_columns} FROM govmetrics_chunk"
+            if broken.height:
+                bad = encode_raw(frame.join(broken, on="__seq"))
+                con.register("govmetrics_bad", arrow(bad))
                 result.rows_quarantined += con.execute(rejected, [result.batch_id, result.dataset]).fetchall()[0][0]
                 if contract.as_of_column:  # a register still lists the keys of its rejected rows
-                    con.execute(f"INSERT INTO {REJECTED_KEYS} SELECT {keys} FROM govmetrics_chunk")
-            con.register("govmetrics_chunk", arrow(frame.filter(pl.col("__broken") == 0).drop("__raw", "__broken")))
-            del frame, bad
+                    con.execute(f"INSERT INTO {REJECTED_KEYS} SELECT {keys} FROM govmetrics_bad")
+                good += " ANTI JOIN govmetrics_bad USING (__seq)"
+                del bad
+            del frame
             if created:
-                con.execute(f"INSERT INTO {STAGING} BY NAME SELECT * FROM govmetrics_chunk")
+                con.execute(f"INSERT INTO {STAGING} {good}")
             else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS SELECT * FROM govmetrics_chunk")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS {good}")
                 created = True
             con.unregister("govmetrics_chunk")
+            con.unregister("govmetrics_bad")
             stage("reading")
             result.lap("judge", started)
             progress(f"{result.source_path}: staged {result.rows_read:,} rows")
@@ -460,15 +466,15 @@ def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[Column]]:
 
 
 def _judged_select(rules: list[RowRule]) -> str:
-    """SELECT over the registered chunk of ``__broken``, one per row in order: the rules it breaks, as
-    a bit mask (bit i-1 for rule i; 0 for almost every row). Each predicate is evaluated once
-    per row, into an integer; ``_broken_rules`` turns it into names and messages for the
-    rejected rows only."""
+    """SELECT over the registered chunk of ``__seq, __broken`` for the rows that break a rule:
+    ``__broken`` is the rules broken, as a bit mask (bit i-1 for rule i). Each predicate is
+    evaluated once per row, into an integer; ``_broken_rules`` turns it into names and messages
+    for the rejected rows only."""
     if len(rules) > 64:
         raise ValueError(f"at most 64 row rules per dataset, not {len(rules)}")
     bits = " | ".join(f"(CASE WHEN {r.broken_sql} THEN {1 << (i - 1)} ELSE 0 END)::UBIGINT"
                       for i, r in enumerate(rules, 1))
-    return f"SELECT {bits} AS __broken FROM govmetrics_chunk ORDER BY __seq"  # in the chunk's order
+    return f"SELECT * FROM (SELECT __seq, {bits} AS __broken FROM govmetrics_chunk) WHERE __broken <> 0"
 
 
 def _broken_rules(rules: list[RowRule]) -> tuple[str, str]:
