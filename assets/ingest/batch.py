@@ -13,7 +13,7 @@ import re
 import resource
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,10 +22,11 @@ import duckdb
 import polars as pl
 
 from assets.ingest import progress as progress_hook
-from assets.ingest.dating import date_tables
+from assets.ingest.dating import Dating, date_tables
 from assets.ingest.limits import DEFAULT, Limits, escapes, link_digest, refusal
-from assets.ingest.normalise import RAW, encode_raw, match_headers, normalise
-from assets.ingest.readers import UnreadableFile, read_file
+from assets.ingest.normalise import RAW, HeaderMatch, encode_raw, match_headers, normalise
+from assets.ingest.readahead import read_ahead
+from assets.ingest.readers import SourceTable, UnreadableFile, read_file
 from expectations.contract import Column, Contract, all_contracts
 from expectations.rules import RowRule, reference_rule, row_rules
 from expectations.sql import literal, quote
@@ -80,9 +81,14 @@ class BatchResult:
     def lap(self, phase: str, started: float) -> float:
         """Add the time since ``started`` to ``phase`` and note the peak memory so far; returns now."""
         now_ = time.perf_counter()
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + now_ - started
-        self.peak_mib[phase] = peak_rss_mib()
+        self.add(phase, now_ - started)
         return now_
+
+    def add(self, phase: str, seconds: float) -> None:
+        """Add ``seconds`` to ``phase`` and note the peak memory so far. Reading and normalising run
+        on a thread beside judging (``read_ahead``), so the phases add up to more than the load."""
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+        self.peak_mib[phase] = peak_rss_mib()
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -356,7 +362,6 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
     names, messages = _broken_rules(rules)
     rejected = (f"INSERT INTO quality.quarantine SELECT ?, ?, __sheet, __row, {names}[1], {names}, "
                 f"array_to_string({messages}, '；'), __raw::JSON FROM govmetrics_bad")
-    started = time.perf_counter()
     try:
         tables = read_file(path, limits=limits)
     except UnreadableFile as exc:
@@ -378,7 +383,8 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
             continue
         result.encoding = result.encoding or table.encoding
         matched = True
-        chunks = iter(table.chunks)
+        # the next chunk is read and normalised on a thread while this one is judged and staged
+        chunks = read_ahead(_prepared(table, match, contract, pii_key, dating, seq))
         while True:
             try:
                 chunk = next(chunks)
@@ -388,23 +394,14 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
                 result.status, result.reason = "failed", f"文件无法读取：{exc}"
                 result.rows_read = result.rows_skipped = 0
                 return False
-            totals = int(chunk["__total"].sum())
-            started = result.lap("read", started)
-            frame = normalise(chunk.filter(~pl.col("__total")), match, contract, pii_key, raw_json=False)
-            del chunk
-            if dating is not None:
-                undated += frame[dated].null_count() - int(frame[f"{dated}__invalid"].sum())
-                frame = frame.with_columns(
-                    pl.col(dated).fill_null(dating.value(contract.column(dated).type)))
-            # A row is one record of the dataset: a wide indicator row unpivots into one per value.
-            result.rows_skipped += totals
-            result.rows_read += totals + frame.height
-            frame = frame.with_columns(pl.lit(table.sheet, dtype=pl.String).alias("__sheet"),
-                                       pl.lit(", ".join(match.missing_required) or None,
-                                              dtype=pl.String).alias("__missing"),
-                                       pl.int_range(seq, seq + frame.height, dtype=pl.Int64).alias("__seq"))
+            started = time.perf_counter()
+            result.add("read", chunk.read_seconds)
+            result.add("normalise", chunk.normalise_seconds)
+            frame, undated = chunk.frame, undated + chunk.undated
+            result.rows_skipped += chunk.totals
+            result.rows_read += chunk.totals + frame.height
             seq += frame.height
-            started = result.lap("normalise", started)
+            del chunk
             con.register("govmetrics_chunk", arrow(frame.drop(RAW)))
             broken = pl.from_arrow(con.sql(judged).to_arrow_table())
             good = f"SELECT {staged_columns} FROM govmetrics_chunk"
@@ -424,11 +421,9 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
                 created = True
             con.unregister("govmetrics_chunk")
             con.unregister("govmetrics_bad")
-            stage("reading")
             result.lap("judge", started)
             progress(f"{result.source_path}: staged {result.rows_read:,} rows")
             progress_hook.report(contract.name, result.source_path, result.rows_read, None, size, "read", path)
-            started = time.perf_counter()
         if dating is not None and (note := dating.note(where, undated)):
             notes.append(note)
         if match.missing_required:
@@ -441,6 +436,54 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
         notes.append("文件只有表头，没有数据行")
     result.reason = "；".join(notes) or None
     return created
+
+
+@dataclass
+class _Normalised:
+    """One chunk of a table, normalised and numbered, ready to be judged."""
+
+    frame: pl.DataFrame  # normalise's columns, plus __sheet, __missing and __seq
+    totals: int  # total and subtotal rows left out (skipped)
+    undated: int  # rows given the date the file states
+    read_seconds: float
+    normalise_seconds: float
+
+
+def _prepared(table: SourceTable, match: HeaderMatch, contract: Contract, pii_key: bytes,
+              dating: Dating | None, seq: int) -> Iterator[_Normalised]:
+    """The table's chunks normalised, the batch's row numbering (``__seq``) going on from ``seq``.
+
+    A row is one record of the dataset: a wide indicator row unpivots into one per value."""
+    dated = contract.dated_column
+    missing = ", ".join(match.missing_required) or None
+    chunks = iter(table.chunks)
+    try:
+        while True:
+            started = time.perf_counter()
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            read = time.perf_counter()
+            totals = int(chunk["__total"].sum())
+            if totals:
+                chunk = chunk.filter(~pl.col("__total"))
+            frame = normalise(chunk, match, contract, pii_key, raw_json=False)
+            del chunk
+            undated = 0
+            if dating is not None:
+                undated = frame[dated].null_count() - int(frame[f"{dated}__invalid"].sum())
+                frame = frame.with_columns(pl.col(dated).fill_null(dating.value(contract.column(dated).type)))
+            frame = frame.with_columns(pl.lit(table.sheet, dtype=pl.String).alias("__sheet"),
+                                       pl.lit(missing, dtype=pl.String).alias("__missing"),
+                                       pl.int_range(seq, seq + frame.height, dtype=pl.Int64).alias("__seq"))
+            seq += frame.height
+            stage("reading")  # the file open, a GBK file's transcoded copy on disk
+            yield _Normalised(frame, totals, undated, read - started, time.perf_counter() - read)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:  # a reader's generator removes its temporary files
+            close()
 
 
 def _rules_for(con, contract: Contract) -> tuple[list[RowRule], list[Column]]:
