@@ -27,6 +27,7 @@ from bench_refresh import parse_rows, prepare  # noqa: E402
 
 from assets.ingest.batch import load_file  # noqa: E402
 from expectations.contract import all_contracts  # noqa: E402
+from pipelines.resources import Warehouse  # noqa: E402
 from warehouse.ddl import create_all  # noqa: E402
 from warehouse.writer import writer_config  # noqa: E402
 
@@ -42,7 +43,7 @@ def main() -> int:
     landing = prepare(base, parse_rows(args.rows), 0, "utf-8")
     with tempfile.TemporaryDirectory(prefix="govmetrics-profile-wh-") as tmp:
         path = Path(tmp) / "wh.duckdb"
-        con = duckdb.connect(str(path), config=writer_config(path, "1GB"))
+        con = duckdb.connect(str(path), config=writer_config(path, Warehouse.model_fields["memory_limit"].default))
         create_all(con)
         contracts = all_contracts()
         for dataset in ("org_units", "service_items"):
