@@ -14,6 +14,7 @@ import resource
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -384,46 +385,47 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
         result.encoding = result.encoding or table.encoding
         matched = True
         # the next chunk is read and normalised on a thread while this one is judged and staged
-        chunks = read_ahead(_prepared(table, match, contract, pii_key, dating, seq))
-        while True:
-            try:
-                chunk = next(chunks)
-            except StopIteration:
-                break
-            except UnreadableFile as exc:  # a CSV broken past its first chunk: rejected whole
-                result.status, result.reason = "failed", f"文件无法读取：{exc}"
-                result.rows_read = result.rows_skipped = 0
-                return False
-            started = time.perf_counter()
-            result.add("read", chunk.read_seconds)
-            result.add("normalise", chunk.normalise_seconds)
-            frame, undated = chunk.frame, undated + chunk.undated
-            result.rows_skipped += chunk.totals
-            result.rows_read += chunk.totals + frame.height
-            seq += frame.height
-            del chunk
-            con.register("govmetrics_chunk", arrow(frame.drop(RAW)))
-            broken = pl.from_arrow(con.sql(judged).to_arrow_table())
-            good = f"SELECT {staged_columns} FROM govmetrics_chunk"
-            if broken.height:
-                bad = encode_raw(frame.join(broken, on="__seq"))
-                con.register("govmetrics_bad", arrow(bad))
-                result.rows_quarantined += con.execute(rejected, [result.batch_id, result.dataset]).fetchall()[0][0]
-                if contract.as_of_column:  # a register still lists the keys of its rejected rows
-                    con.execute(f"INSERT INTO {REJECTED_KEYS} SELECT {keys} FROM govmetrics_bad")
-                good += " ANTI JOIN govmetrics_bad USING (__seq)"
-                del bad
-            del frame
-            if created:
-                con.execute(f"INSERT INTO {STAGING} {good}")
-            else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS {good}")
-                created = True
-            con.unregister("govmetrics_chunk")
-            con.unregister("govmetrics_bad")
-            result.lap("judge", started)
-            progress(f"{result.source_path}: staged {result.rows_read:,} rows")
-            progress_hook.report(contract.name, result.source_path, result.rows_read, None, size, "read", path)
+        # (closed on any error: the thread stops and the reader removes its temporary files)
+        with closing(read_ahead(_prepared(table, match, contract, pii_key, dating, seq))) as chunks:
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except UnreadableFile as exc:  # a CSV broken past its first chunk: rejected whole
+                    result.status, result.reason = "failed", f"文件无法读取：{exc}"
+                    result.rows_read = result.rows_skipped = 0
+                    return False
+                started = time.perf_counter()
+                result.add("read", chunk.read_seconds)
+                result.add("normalise", chunk.normalise_seconds)
+                frame, undated = chunk.frame, undated + chunk.undated
+                result.rows_skipped += chunk.totals
+                result.rows_read += chunk.totals + frame.height
+                seq += frame.height
+                del chunk
+                con.register("govmetrics_chunk", arrow(frame.drop(RAW)))
+                broken = pl.from_arrow(con.sql(judged).to_arrow_table())
+                good = f"SELECT {staged_columns} FROM govmetrics_chunk"
+                if broken.height:
+                    bad = encode_raw(frame.join(broken, on="__seq"))
+                    con.register("govmetrics_bad", arrow(bad))
+                    result.rows_quarantined += con.execute(rejected, [result.batch_id, result.dataset]).fetchall()[0][0]
+                    if contract.as_of_column:  # a register still lists the keys of its rejected rows
+                        con.execute(f"INSERT INTO {REJECTED_KEYS} SELECT {keys} FROM govmetrics_bad")
+                    good += " ANTI JOIN govmetrics_bad USING (__seq)"
+                    del bad
+                del frame
+                if created:
+                    con.execute(f"INSERT INTO {STAGING} {good}")
+                else:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING} AS {good}")
+                    created = True
+                con.unregister("govmetrics_chunk")
+                con.unregister("govmetrics_bad")
+                result.lap("judge", started)
+                progress(f"{result.source_path}: staged {result.rows_read:,} rows")
+                progress_hook.report(contract.name, result.source_path, result.rows_read, None, size, "read", path)
         if dating is not None and (note := dating.note(where, undated)):
             notes.append(note)
         if match.missing_required:
