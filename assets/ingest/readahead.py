@@ -2,8 +2,8 @@
 
 The loader reads and normalises a chunk (polars, and DuckDB hashing on its own in-memory
 connection) while the previous chunk is judged and staged (DuckDB, the writer connection). Both
-release the GIL, so on two cores the two halves overlap: a file's load used 1.56 cores on
-average without this.
+release the GIL, so on two cores the two halves overlap: a 10M-row case file's load used 1.51
+cores on average without this and 1.85 with it (83.6 s -> 78.8 s).
 """
 
 from __future__ import annotations
