@@ -1,5 +1,9 @@
 """What ``govmetrics refresh`` shows while it runs: one bar per file, one line per step.
 
+Written to a file or a pipe (cron, CI, ``| tee``), where bars would only be drawn once the run is
+over, the same events are printed as plain lines as they happen: each step starting and ending,
+each file's rows every ``PLAIN_EVERY_SECONDS`` while it loads, and its total when it is done.
+
 Two sources feed the display, neither of which knows about the terminal:
 
 * the loader's progress hook (``assets/ingest/progress.py``): rows staged, bytes (estimated
@@ -15,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -38,6 +42,7 @@ from assets.ingest import progress as hook
 from expectations.contract import all_contracts
 
 POLL_SECONDS = 0.25
+PLAIN_EVERY_SECONDS = 15.0
 STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
                dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
 STAGE_ZH = {"read": "读取", "judge": "校验", "done": "完成"}
@@ -98,8 +103,11 @@ class RunDisplay:
     steps: dict[str, TaskID] = field(default_factory=dict)
     timings: dict[str, Timing] = field(default_factory=dict)  # by source path
     lock: threading.Lock = field(default_factory=threading.Lock)
+    plain: bool = field(init=False)  # not a terminal: lines instead of bars
+    said: dict[str, float] = field(default_factory=dict)  # by source path: when its rows were last printed
 
     def __post_init__(self) -> None:
+        self.plain = not self.out.is_terminal
         self.progress = Progress(
             SpinnerColumn(finished_text="[green]✓[/]"),
             TextColumn("{task.description}", table_column=Column(width=44, no_wrap=True, overflow="ellipsis")),
@@ -116,6 +124,9 @@ class RunDisplay:
     # the loader's hook --------------------------------------------------------------------
     def on_progress(self, event: hook.Progress) -> None:
         with self.lock:
+            if self.plain:
+                self._print_progress(event)
+                return
             key = (event.dataset, event.source)
             if key not in self.files:
                 name = event.source.removeprefix(event.dataset + "/")
@@ -133,9 +144,30 @@ class RunDisplay:
             else:
                 self.progress.update(task, completed=completed, rows=event.rows, stage=STAGE_ZH.get(event.stage, ""))
 
+    def _print_progress(self, event: hook.Progress) -> None:
+        name = f"{event.dataset}/{event.source.removeprefix(event.dataset + '/')}"
+        now = time.monotonic()
+        if event.source not in self.timings:
+            self.timings[event.source] = Timing(now)
+            self.said[event.source] = now
+            self.out.print(f"  {name}：开始读取", highlight=False)
+        timing = self.timings[event.source]
+        if event.stage == "done":
+            timing.finished = now
+            self.out.print(f"  {name}：{event.rows:,} 行，用时 {now - timing.started:.1f} 秒", highlight=False)
+        elif now - self.said[event.source] >= PLAIN_EVERY_SECONDS:
+            self.said[event.source] = now
+            rate = event.rows / max(now - timing.started, 1e-9)
+            self.out.print(f"  {name}：已读 {event.rows:,} 行（{rate:,.0f} 行/秒）", highlight=False)
+
     # the run's event log ------------------------------------------------------------------
     def on_step(self, step_key: str, event_type: dg.DagsterEventType) -> None:
         with self.lock:
+            if self.plain:
+                mark = {dg.DagsterEventType.STEP_START: "开始", dg.DagsterEventType.STEP_SUCCESS: "✓ 完成",
+                        dg.DagsterEventType.STEP_FAILURE: "✗ 失败", dg.DagsterEventType.STEP_SKIPPED: "跳过"}
+                self.out.print(f"{mark[event_type]} {step_label(step_key)}", highlight=False)
+                return
             if event_type == dg.DagsterEventType.STEP_START:
                 self.steps[step_key] = self.progress.add_task(f"[bold]{step_label(step_key)}[/]", total=None,
                                                               stage="")
@@ -174,7 +206,7 @@ def showing(out: Console, instance: dg.DagsterInstance, run_id: str) -> Iterator
     display = RunDisplay(out)
     stop = threading.Event()
     watcher = threading.Thread(target=display.watch, args=(instance, run_id, stop), daemon=True)
-    with display.progress, hook.listening(display.on_progress):
+    with nullcontext() if display.plain else display.progress, hook.listening(display.on_progress):
         watcher.start()
         try:
             yield display
