@@ -144,21 +144,25 @@ class RunDisplay:
             else:
                 self.progress.update(task, completed=completed, rows=event.rows, stage=STAGE_ZH.get(event.stage, ""))
 
+    def _line(self, text: str) -> None:
+        """One plain line, as written (a file name is not rich markup)."""
+        self.out.print(text, highlight=False, markup=False)
+
     def _print_progress(self, event: hook.Progress) -> None:
         name = f"{event.dataset}/{event.source.removeprefix(event.dataset + '/')}"
         now = time.monotonic()
         if event.source not in self.timings:
             self.timings[event.source] = Timing(now)
             self.said[event.source] = now
-            self.out.print(f"  {name}：开始读取", highlight=False)
+            self._line(f"  {name}：开始读取")
         timing = self.timings[event.source]
         if event.stage == "done":
             timing.finished = now
-            self.out.print(f"  {name}：{event.rows:,} 行，用时 {now - timing.started:.1f} 秒", highlight=False)
+            self._line(f"  {name}：{event.rows:,} 行，用时 {now - timing.started:.1f} 秒")
         elif now - self.said[event.source] >= PLAIN_EVERY_SECONDS:
             self.said[event.source] = now
             rate = event.rows / max(now - timing.started, 1e-9)
-            self.out.print(f"  {name}：已读 {event.rows:,} 行（{rate:,.0f} 行/秒）", highlight=False)
+            self._line(f"  {name}：已读 {event.rows:,} 行（{rate:,.0f} 行/秒）")
 
     # the run's event log ------------------------------------------------------------------
     def on_step(self, step_key: str, event_type: dg.DagsterEventType) -> None:
@@ -166,7 +170,7 @@ class RunDisplay:
             if self.plain:
                 mark = {dg.DagsterEventType.STEP_START: "开始", dg.DagsterEventType.STEP_SUCCESS: "✓ 完成",
                         dg.DagsterEventType.STEP_FAILURE: "✗ 失败", dg.DagsterEventType.STEP_SKIPPED: "跳过"}
-                self.out.print(f"{mark[event_type]} {step_label(step_key)}", highlight=False)
+                self._line(f"{mark[event_type]} {step_label(step_key)}")
                 return
             if event_type == dg.DagsterEventType.STEP_START:
                 self.steps[step_key] = self.progress.add_task(f"[bold]{step_label(step_key)}[/]", total=None,
