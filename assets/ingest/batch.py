@@ -460,12 +460,8 @@ def _prepared(table: SourceTable, match: HeaderMatch, contract: Contract, pii_ke
     missing = ", ".join(match.missing_required) or None
     chunks = iter(table.chunks)
     try:
-        while True:
-            started = time.perf_counter()
-            try:
-                chunk = next(chunks)
-            except StopIteration:
-                return
+        started = time.perf_counter()
+        for chunk in chunks:
             read = time.perf_counter()
             totals = int(chunk["__total"].sum())
             if totals:
@@ -482,6 +478,7 @@ def _prepared(table: SourceTable, match: HeaderMatch, contract: Contract, pii_ke
             seq += frame.height
             stage("reading")  # the file open, a GBK file's transcoded copy on disk
             yield _Normalised(frame, totals, undated, read - started, time.perf_counter() - read)
+            started = time.perf_counter()  # not counting the wait for the consumer
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:  # a reader's generator removes its temporary files
