@@ -23,6 +23,11 @@ What is derived, in this order (names are stable and unique within a dataset):
 * whatever :data:`extra_specs` registers for the dataset (cross-dataset checks that a
   column-level contract cannot express, e.g. ``reconciles_with_case_records``).
 
+An ``UnexpectedRowsExpectation`` selects the keys and the columns it checks, not ``*``: GX
+runs the query whole to take its sample of rows, and ``SELECT *`` made DuckDB read every
+column of the table (0.7 s against 0.1 s per check at ten million rows). The sample then
+shows where the row is and what is wrong with it, nothing more.
+
 Severities. ``error`` blocks the dataset's downstream marts; ``warn`` is reported only.
 Every row-level check here mirrors a rule the loader already enforces by quarantining rows
 (``expectations/rules.py``), so a failure against ``latest.<dataset>`` means the loader's
@@ -41,6 +46,7 @@ arrived yet (a review of a case not yet exported).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from expectations.contract import Column, Contract
@@ -78,6 +84,17 @@ def _braces(sql: str) -> str:
     A pattern such as ``[0-9]{6}`` must reach DuckDB unchanged.
     """
     return sql.replace("{", "{{").replace("}", "}}")
+
+
+def _sampled(contract: Contract, *columns: str) -> str:
+    """The select list of an unexpected-rows query: the keys (to find the row) and ``columns``."""
+    return ", ".join(quote(c) for c in dict.fromkeys([*contract.keys, *columns]))
+
+
+def _named_in(contract: Contract, sql: str) -> list[str]:
+    """The contract's columns that a rule's SQL names, in contract order."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    return [c.name for c in contract.columns if c.name in words]
 
 
 def _num(value: float) -> int | float:
@@ -120,7 +137,7 @@ def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
                 f"{label}应{bounds}",
             ))
         if col.pattern:
-            query = (f"SELECT * FROM {{batch}} WHERE {c} IS NOT NULL "
+            query = (f"SELECT {_sampled(contract, col.name)} FROM {{batch}} WHERE {c} IS NOT NULL "
                      f"AND NOT regexp_full_match({c}, {_braces(literal(col.pattern))})")
             specs.append(ExpectationSpec(
                 f"{col.name}_matches_pattern", "UnexpectedRowsExpectation",
@@ -134,7 +151,7 @@ def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
         # An empty referenced table means "not loaded yet", not "every value dangles": the
         # EXISTS guard makes the query return no rows then.
         query = (
-            f"SELECT * FROM {{batch}} WHERE {c} IS NOT NULL "
+            f"SELECT {_sampled(contract, col.name)} FROM {{batch}} WHERE {c} IS NOT NULL "
             f"AND EXISTS (SELECT 1 FROM {ref_table}) "
             f"AND {c} NOT IN (SELECT {r} FROM {ref_table} WHERE {r} IS NOT NULL)"
         )
@@ -171,7 +188,8 @@ def suite_for(contract: Contract) -> list[ExpectationSpec]:
     for rule in contract.rules:
         specs.append(ExpectationSpec(
             f"rule_{rule.name}", "UnexpectedRowsExpectation",
-            {"unexpected_rows_query": f"SELECT * FROM {{batch}} WHERE NOT ({_braces(rule.sql)})"},
+            {"unexpected_rows_query": f"SELECT {_sampled(contract, *_named_in(contract, rule.sql))} "
+                                      f"FROM {{batch}} WHERE NOT ({_braces(rule.sql)})"},
             ERROR, rule.message,
         ))
     specs += extra_specs.get(contract.name, [])
