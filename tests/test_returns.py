@@ -135,6 +135,30 @@ def test_workbooks_written_in_parallel_are_the_same(first, tmp_path):
         assert all(left[name].equals(right[name]) for name in left)
 
 
+def test_cells_stay_text_and_chinese_columns_are_wide_enough(tmp_path):
+    """A department's cell that looks like a formula is written as text (never evaluated when
+    the clerk opens the workbook), and a column of Chinese text is as wide as its longest cell."""
+    import re
+    import zipfile
+
+    from warehouse.returns import write_workbook
+
+    message = "“申办渠道”不在允许的取值中：邮寄，请改为：网上办理、窗口办理、移动端、自助终端"
+    rows = pl.DataFrame({
+        "dataset": ["service_cases"], "source_path": ["service_cases/办件明细.csv"], "rule": ["not_in_set"],
+        "rule_rows": [1], "file_rows": [1], "message": [message], "reference": ["b|x|2"], "source_row": [2],
+        "raw_values": ['{"办件编号": "C1", "申办渠道": "=HYPERLINK(\\"http://example.org\\")"}'],
+    })
+    book = write_workbook(rows, tmp_path / "退回清单.xlsx", "市营商局", "2023-03")
+    data = sheets(book)["1_办件明细"]
+    assert data["申办渠道"].to_list() == ['=HYPERLINK("http://example.org")']
+    with zipfile.ZipFile(book) as z:
+        xml = z.read("xl/worksheets/sheet2.xml").decode()
+    assert "<f>" not in xml
+    widths = {int(m[0]): float(m[1]) for m in re.findall(r'<col min="(\d+)" max="\d+" width="([\d.]+)"', xml)}
+    assert widths[3] >= 1.8 * len(message)  # 问题说明: a Chinese character is two Latin ones wide
+
+
 def _deliver_fixed(book: Path, target: Path) -> None:
     """What a clerk does: fix the highlighted cell, save, deliver back (cover sheet kept)."""
     content = sheets(book)

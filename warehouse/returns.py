@@ -50,6 +50,7 @@ MASK = "（个人信息已脱敏，不改动则沿用原值）"
 HASHED = r"^[0-9a-f]{64}$"  # how the loader's keyed hash (HMAC-SHA256, hex) looks
 ROWS_PER_FILE = 10_000
 PARALLEL_FROM_ROWS = 20_000  # below this, starting worker processes costs more than it saves
+MAX_COLUMN_PIXELS = 1790  # xlsxwriter's cap on a fitted column (255 characters)
 
 
 def reference_sql(alias: str = "q") -> str:
@@ -145,13 +146,28 @@ def _sheet(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     return sheet, headers
 
 
+def _column_widths(sheet: pl.DataFrame) -> dict[str, int]:
+    """Each column's width in pixels, from its longest cell or header (plus the filter button).
+
+    Measured in polars: xlsxwriter's ``autofit`` measures every cell in Python (a sixth of the
+    time to write a sheet) and counts a Chinese character 8 pixels wide, about half its width.
+    """
+    def pixels(text: pl.Expr) -> pl.Expr:  # ~7 px a Latin character, ~15 px a Chinese one
+        return text.str.len_chars() * 7 + text.str.count_matches(r"[^\x00-\x7f]") * 8
+
+    longest = sheet.select(pixels(pl.all().cast(pl.String)).max().fill_null(0)).row(0)
+    headers = pl.select(pixels(pl.Series(sheet.columns))).to_series()
+    return {c: min(max(cell, header + 16) + 7, MAX_COLUMN_PIXELS)
+            for c, cell, header in zip(sheet.columns, longest, headers, strict=True)}
+
+
 def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str) -> Path:
     """One department's workbook: the cover sheet, then one sheet per source file."""
     import xlsxwriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     contracts = all_contracts()
-    with xlsxwriter.Workbook(path) as wb:
+    with xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_urls": False}) as wb:
         bold = wb.add_format({"bold": True})
         fault = wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C0006", "bold": True})
         cover = wb.add_worksheet(COVER_SHEET)
@@ -189,7 +205,8 @@ def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str)
                 needle = h.replace('"', '""').replace("~", "~~").replace("*", "~*").replace("?", "~?")
                 conditional[h] = {"type": "formula", "criteria": f'=ISNUMBER(SEARCH("|{needle}|",${helper}2))',
                                   "format": fault}
-            sheet.write_excel(wb, name, autofit=True, conditional_formats=conditional, hidden_columns=[FAULT],
+            sheet.write_excel(wb, name, column_widths=_column_widths(sheet), conditional_formats=conditional,
+                              hidden_columns=[FAULT],
                               table_style="Table Style Light 1", header_format={"bold": True})
             ws = wb.get_worksheet_by_name(name)
             ws.write_comment(0, 0, f"来源文件：{source}；数据集：{dataset}")
