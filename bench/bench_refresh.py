@@ -2,8 +2,9 @@
 
 ``make bench`` (1M case rows), ``make bench ROWS=10M``, ``make bench ROWS=full`` (70,854,000
 cases and 46,522,000 reviews, the bureau's cumulative volume), ``ENCODING=gbk``,
-``INCREMENTAL=1`` (a 2,000,000-row monthly delivery into the warehouse the base run built, then
-``govmetrics refresh`` run twice more with nothing new). Not part of the tests.
+``INCREMENTAL=1`` (two 2,000,000-row monthly deliveries into the warehouse the base run built,
+the second the steady state, then ``govmetrics refresh`` run twice more with nothing new). Not
+part of the tests.
 
 Every side runs in its own subprocess on the same generated files, so each peak memory is its own:
 
@@ -40,6 +41,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 import generate  # noqa: E402  (bench/generate.py, beside this file)
 
 INCREMENT = 2_000_000
+MONTHS = 2  # incremental deliveries: the first publish after the full load is a full copy
 PEER_MAX_ROWS = 10_000_000
 EXPORTS = ("service_cases", "service_reviews")  # the generated exports, in the encoding asked for
 
@@ -140,7 +142,7 @@ def _run_profile(instance, run_id: str, sampler: RssSampler):
             for phase, p in (meta.get("phase_peak_mib") or {}).items():
                 peaks[phase] = max(peaks.get(phase, 0), p)
             if "seconds" in meta and "bytes" in meta:
-                snapshot = {"seconds": meta["seconds"], "bytes": meta["bytes"]}
+                snapshot = {k: meta[k] for k in ("seconds", "bytes", "bytes_written", "from_spare") if k in meta}
     if snapshot:
         phases["publish"] = snapshot["seconds"]
         publish = next((s for k, s in steps.items() if "snapshot" in k), None)
@@ -214,7 +216,7 @@ def main() -> int:
     parser.add_argument("--reviews", default=None, help="review rows (default: 46,522,000 with --rows full, else 0)")
     parser.add_argument("--encoding", default="utf-8", choices=["utf-8", "gbk"])
     parser.add_argument("--incremental", action="store_true",
-                        help="then load a 2,000,000-row monthly delivery and rerun with nothing new")
+                        help="then load two 2,000,000-row monthly deliveries and rerun with nothing new")
     parser.add_argument("--workdir", help="keep generated files here and reuse them (default: a temp folder)")
     parser.add_argument("--side", choices=["bare", "pipeline", "peer"])
     parser.add_argument("--landing")
@@ -271,22 +273,29 @@ def main() -> int:
 
 
 def incremental(landing: Path, run: Path, base_cases: int, encoding: str) -> dict:
-    """A monthly delivery of INCREMENT new cases into the warehouse the base run built, then a rerun."""
-    delivery = run / "delivery"
-    csv = generate.cases(delivery, INCREMENT, encoding, first_case=base_cases, name="cases_next_month.csv")
-    target = landing / "service_cases" / csv.name
-    os.replace(csv, target)
+    """MONTHS monthly deliveries of INCREMENT new cases each into the warehouse the base run built,
+    then a rerun with nothing new. The last month is the steady state: the first publish after
+    the full load has no spare snapshot yet and copies the whole file (``warehouse.snapshot``)."""
+    months, delivered = [], []
     try:
-        (run / "bare-inc").mkdir()
-        only = run / "only"
-        (only / "service_cases").mkdir(parents=True)
-        os.link(target, only / "service_cases" / target.name)
-        bare = run_side("bare", "--landing", str(only), "--work", str(run / "bare-inc"), "--encoding", encoding)
-        pipe = run_side("pipeline", "--landing", str(landing), "--work", str(run / "pipe"))
+        for month in range(1, MONTHS + 1):
+            csv = generate.cases(run / "delivery", INCREMENT, encoding,
+                                 first_case=base_cases + (month - 1) * INCREMENT, name=f"cases_month_{month}.csv")
+            target = landing / "service_cases" / csv.name
+            os.replace(csv, target)
+            delivered.append(target)
+            bare_work, only = run / f"bare-inc-{month}", run / f"only-{month}"
+            bare_work.mkdir()
+            (only / "service_cases").mkdir(parents=True)
+            os.link(target, only / "service_cases" / target.name)
+            bare = run_side("bare", "--landing", str(only), "--work", str(bare_work), "--encoding", encoding)
+            pipe = run_side("pipeline", "--landing", str(landing), "--work", str(run / "pipe"))
+            months.append({"month": month, "rows": INCREMENT, "bare": bare, "pipeline": pipe})
         rerun = cli_rerun(landing, run / "pipe")
     finally:
-        target.unlink(missing_ok=True)
-    return {"rows": INCREMENT, "bare": bare, "pipeline": pipe, "rerun": rerun}
+        for target in delivered:
+            target.unlink(missing_ok=True)
+    return {**months[-1], "earlier_months": months[:-1], "rerun": rerun}
 
 
 def cli_rerun(landing: Path, work: Path) -> dict:
@@ -334,11 +343,18 @@ def _print(report: dict) -> None:
         for reason in r["failures"]:
             print(f"    failed: {reason}")
     if inc := report.get("incremental"):
-        b, p, r = inc["bare"], inc["pipeline"], inc["rerun"]
-        publish = p["snapshot"].get("seconds", 0.0)
-        print(f"incremental {inc['rows']:,} rows: bare {b['seconds']:.1f} s; pipeline {p['seconds']:.1f} s "
-              f"({p['seconds'] / b['seconds']:.1f}x bare, {p['seconds'] / (b['seconds'] + publish):.1f}x "
-              f"bare+publish), publish {publish:.1f} s of it, peak {p['peak_mib']:.0f} MiB")
+        for month in [*inc["earlier_months"], inc]:
+            b, p = month["bare"], month["pipeline"]
+            snap = p["snapshot"]
+            publish = snap.get("seconds", 0.0)
+            print(f"incremental month {month['month']}, {month['rows']:,} rows: bare {b['seconds']:.1f} s; "
+                  f"pipeline {p['seconds']:.1f} s ({p['seconds'] / b['seconds']:.1f}x bare, "
+                  f"{p['seconds'] / (b['seconds'] + publish):.1f}x bare+publish), success={p['success']}, "
+                  f"peak {p['peak_mib']:.0f} MiB; publish {publish:.1f} s, wrote "
+                  f"{snap.get('bytes_written', 0) / 2**20:,.0f} of {snap.get('bytes', 0) / 2**20:,.0f} MiB "
+                  f"({'the spare brought up to date' if snap.get('from_spare') else 'a full copy'})")
+            print("  steps (s): " + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in p["steps"].items()))
+        r = inc["rerun"]
         print(f"govmetrics refresh with nothing new: {r['seconds']:.1f} s (exit {r['exit']}, "
               f"started a run: {r['started_a_run']}; first call, creating the instance: {r['first']['seconds']:.1f} s)")
 

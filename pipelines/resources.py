@@ -19,7 +19,8 @@ from assets.ingest.limits import MB, Limits
 from pipelines import preflight
 from pipelines.lock import writer_lock
 from warehouse.recovery import recover
-from warehouse.writer import open_writer, publish
+from warehouse.snapshot import Snapshot, publish
+from warehouse.writer import open_writer
 
 # Defaults for a checkout: the bundled sample in, a git-ignored var/ folder out.
 DEFAULTS = {
@@ -99,7 +100,7 @@ class Warehouse(dg.ConfigurableResource):
         with open_writer(self.published, self.memory_limit) as con:
             yield con
 
-    def publish(self) -> Path:
+    def publish(self) -> Snapshot:
         return publish(self.published)
 
 

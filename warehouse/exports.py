@@ -48,8 +48,6 @@ Schema only grows
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import json
 import os
 import re
@@ -71,6 +69,7 @@ from expectations.contract import all_contracts
 from expectations.sql import quote
 from warehouse.export_metadata import coverage, describe, label_and_unit, period_column
 from warehouse.export_runs import keep_run
+from warehouse.files import exchange
 
 MANIFEST = "_manifest.json"
 MANIFEST_VERSION = 1
@@ -524,42 +523,10 @@ def _write_table(con: duckdb.DuckDBPyConnection, plan: _Plan, target: Path
     return files, writer.period_range
 
 
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux ``renameat2``). False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in {
-        errno.ENOSYS,
-        errno.EINVAL,
-        getattr(errno, "ENOTSUP", errno.EINVAL),
-        getattr(errno, "EOPNOTSUPP", errno.EINVAL),
-    }:
-        return False
-    raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
-
-
 def _swap_in(new: Path, dest: Path, trash: Path) -> None:
     """Put directory ``new`` at ``dest``; the previous ``dest`` (if any) ends up under ``trash``."""
     if dest.exists():
-        if _exchange(new, dest):
+        if exchange(new, dest):
             return  # ``new`` now holds the old table; the caller removes the staging dir
         trash.mkdir(parents=True, exist_ok=True)
         os.rename(dest, trash / dest.name)

@@ -8,8 +8,9 @@ to take the writer lock (``pipelines.lock`` names the dead holder):
 * its Dagster run still says STARTED: it is marked failed in the run storage;
 * its ``quality.check_results`` rows, possibly only some of a suite: deleted (the checks run
   again on the next materialisation);
-* temp files: the interrupted publish's ``.<warehouse>.<pid>.tmp``, DuckDB's spill directory
-  next to the working file, and the readers' transcoded ``govmetrics-<pid>-*.utf8.csv``.
+* temp files: the interrupted publish's ``.<warehouse>.<pid>.tmp`` (and its block manifest's),
+  DuckDB's spill directory next to the working file, and the readers' transcoded
+  ``govmetrics-<pid>-*.utf8.csv``.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def leftover_files(published: Path) -> list[Path]:
     found = []
     if published.parent.is_dir():
         for p in published.parent.iterdir():
-            m = _PUBLISH_TMP.match(p.name)
-            if m and m["name"] == published.name and not alive(int(m["pid"])):
+            m = _PUBLISH_TMP.match(p.name)  # the new file, or its block manifest (warehouse.snapshot)
+            if m and m["name"] in (published.name, f"{published.name}.blocks") and not alive(int(m["pid"])):
                 found.append(p)
     spill = writer_path(published).with_name(writer_path(published).name + ".tmp")
     if spill.is_dir():

@@ -1,13 +1,12 @@
 """The warehouse writer: batch bookkeeping, quarantine and history-keeping merges.
 
-The pipeline writes a private working file next to the published warehouse and publishes a
-checkpointed copy atomically (``publish``). Analysts open the published file, so they never
-meet the writer's lock, and a run that dies half-way publishes nothing.
+The pipeline writes a private working file next to the published warehouse and publishes it
+atomically (``warehouse.snapshot``). Analysts open the published file, so they never meet the
+writer's lock, and a run that dies half-way publishes nothing.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,6 @@ import duckdb
 from expectations.contract import Contract
 from expectations.sql import quote
 from warehouse.ddl import create_all
-from warehouse.stages import stage
 
 
 def writer_path(published: Path) -> Path:
@@ -49,18 +47,6 @@ def writer_config(work: Path, memory_limit: str) -> dict[str, str]:
     directory instead, so a file of any size loads in bounded memory.
     """
     return {"memory_limit": memory_limit, "temp_directory": str(work.with_name(work.name + ".tmp"))}
-
-
-def publish(published: Path) -> Path:
-    """Atomically replace the analysts' file with a checkpointed copy of the working file."""
-    work = writer_path(published)
-    with duckdb.connect(str(work)) as con:
-        con.execute("CHECKPOINT")
-    tmp = published.with_name(f".{published.name}.{os.getpid()}.tmp")
-    shutil.copyfile(work, tmp)
-    stage("publishing")
-    os.replace(tmp, published)  # readers holding the old file keep reading it until they reopen
-    return published
 
 
 def now() -> datetime:
