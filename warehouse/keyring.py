@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.snapshot import forget
 from warehouse.writer import now, writer_path
 
 SETTING = "pii_key_fingerprint"
@@ -87,4 +88,5 @@ def set_aside(published: Path) -> list[Path]:
             if wal.exists():
                 wal.rename(target.with_name(target.name + ".wal"))
             kept.append(target)
+    forget(published)  # the previous snapshot kept for the next publish: hashed with the old key
     return kept

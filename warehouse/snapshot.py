@@ -187,3 +187,9 @@ def _in_use(file: Path) -> bool:
 def _drop(spare: Path) -> None:
     spare.unlink(missing_ok=True)
     manifest_path(spare).unlink(missing_ok=True)
+
+
+def forget(published: Path) -> None:
+    """Remove the spare and the manifests (the published file is set aside: a new warehouse follows)."""
+    _drop(spare_path(published))
+    manifest_path(published).unlink(missing_ok=True)
