@@ -4,7 +4,6 @@ The bulletin is partitioned by month and reads the published snapshot (read-only
 backfill over many months never waits for the writer and states what analysts see.
 """
 
-
 import dagster as dg
 import duckdb
 
