@@ -133,25 +133,63 @@ def _create_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, comme
         con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
 
 
+def _latest_comment(contract: Contract) -> str:
+    return contract.title_zh + "（当前有效版本）"
+
+
+def _core_comment(contract: Contract) -> str:
+    return f"{contract.title_zh}：{contract.description}"
+
+
 def create_core_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    _create_table(con, "core", contract.name, f"{contract.title_zh}：{contract.description}",
-                  core_columns(contract))
+    _create_table(con, "core", contract.name, _core_comment(contract), core_columns(contract))
     con.execute(
         f"CREATE OR REPLACE VIEW latest.{quote(contract.name)} AS "
         f"SELECT * FROM core.{quote(contract.name)} WHERE valid_to IS NULL"
     )
-    con.execute(f"COMMENT ON VIEW latest.{quote(contract.name)} IS "
-                f"{literal(contract.title_zh + '（当前有效版本）')}")
+    con.execute(f"COMMENT ON VIEW latest.{quote(contract.name)} IS {literal(_latest_comment(contract))}")
     # A view's columns carry no comment of their own: analysts browse latest.*, so repeat them.
     for c, _, text in core_columns(contract):
         con.execute(f"COMMENT ON COLUMN latest.{quote(contract.name)}.{quote(c)} IS {literal(text)}")
 
 
+SCHEMAS = ("core", "latest", "quality", "marts")
+
+
 def create_all(con: duckdb.DuckDBPyConnection) -> None:
-    """Create (or grow) every schema, table and view the loaders write. Idempotent."""
-    for schema in ("core", "latest", "quality", "marts"):
+    """Create (or grow) every schema, table and view the loaders write. Idempotent.
+
+    A warehouse that already has every one of them, with every column and comment, is left
+    alone: one catalogue query instead of some 600 statements (0.28 s each time the writer
+    opened, twice per step)."""
+    if _complete(con):
+        return
+    for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
     for table, (comment, columns) in QUALITY_TABLES.items():
         _create_table(con, "quality", table, comment, columns)
     for contract in all_contracts().values():
         create_core_table(con, contract)
+
+
+def _complete(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the catalogue already holds everything ``create_all`` would write: each schema;
+    each table and view with its comment; each column with its comment."""
+    expected: set[tuple] = {("schema", s, None, None) for s in SCHEMAS}
+    for table, (comment, columns) in QUALITY_TABLES.items():
+        expected.add(("quality", table, None, comment))
+        expected.update(("quality", table, c, text) for c, _, text in columns)
+    for contract in all_contracts().values():
+        columns = core_columns(contract)
+        expected.add(("core", contract.name, None, _core_comment(contract)))
+        expected.add(("latest", contract.name, None, _latest_comment(contract)))
+        for schema in ("core", "latest"):
+            expected.update((schema, contract.name, c, text) for c, _, text in columns)
+    database = "database_name = current_database()"
+    actual = set(con.execute(f"""
+        SELECT 'schema', schema_name, NULL, NULL FROM duckdb_schemas() WHERE {database}
+        UNION ALL SELECT schema_name, table_name, NULL, comment FROM duckdb_tables() WHERE {database}
+        UNION ALL SELECT schema_name, view_name, NULL, comment FROM duckdb_views() WHERE {database}
+        UNION ALL SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE {database}
+    """).fetchall())
+    return expected <= actual
