@@ -8,6 +8,8 @@ department files; they are still quoted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import duckdb
 
 from expectations.contract import Contract, all_contracts
@@ -133,27 +135,28 @@ def _create_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, comme
         con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
 
 
-def _latest_comment(contract: Contract) -> str:
-    return contract.title_zh + "（当前有效版本）"
-
-
-def _core_comment(contract: Contract) -> str:
-    return f"{contract.title_zh}：{contract.description}"
-
-
-def create_core_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    _create_table(con, "core", contract.name, _core_comment(contract), core_columns(contract))
-    con.execute(
-        f"CREATE OR REPLACE VIEW latest.{quote(contract.name)} AS "
-        f"SELECT * FROM core.{quote(contract.name)} WHERE valid_to IS NULL"
-    )
-    con.execute(f"COMMENT ON VIEW latest.{quote(contract.name)} IS {literal(_latest_comment(contract))}")
+def _create_latest_view(con: duckdb.DuckDBPyConnection, table: str, comment: str,
+                        columns: list[tuple[str, str, str]]) -> None:
+    view = f"latest.{quote(table)}"
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM core.{quote(table)} WHERE valid_to IS NULL")
+    con.execute(f"COMMENT ON VIEW {view} IS {literal(comment)}")
     # A view's columns carry no comment of their own: analysts browse latest.*, so repeat them.
-    for c, _, text in core_columns(contract):
-        con.execute(f"COMMENT ON COLUMN latest.{quote(contract.name)}.{quote(c)} IS {literal(text)}")
+    for c, _, text in columns:
+        con.execute(f"COMMENT ON COLUMN {view}.{quote(c)} IS {literal(text)}")
 
 
 SCHEMAS = ("core", "latest", "quality", "marts")
+
+
+def _catalogue() -> Iterator[tuple[str, str, str, list[tuple[str, str, str]]]]:
+    """(schema, table or view, comment, columns) of everything ``create_all`` writes, in the
+    order it writes them: the quality tables, then each dataset's core table and latest view."""
+    for table, (comment, columns) in QUALITY_TABLES.items():
+        yield "quality", table, comment, columns
+    for contract in all_contracts().values():
+        columns = core_columns(contract)
+        yield "core", contract.name, f"{contract.title_zh}：{contract.description}", columns
+        yield "latest", contract.name, contract.title_zh + "（当前有效版本）", columns
 
 
 def create_all(con: duckdb.DuckDBPyConnection) -> None:
@@ -167,25 +170,20 @@ def create_all(con: duckdb.DuckDBPyConnection) -> None:
         return
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-    for table, (comment, columns) in QUALITY_TABLES.items():
-        _create_table(con, "quality", table, comment, columns)
-    for contract in all_contracts().values():
-        create_core_table(con, contract)
+    for schema, table, comment, columns in _catalogue():
+        if schema == "latest":
+            _create_latest_view(con, table, comment, columns)
+        else:
+            _create_table(con, schema, table, comment, columns)
 
 
 def _complete(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the catalogue already holds everything ``create_all`` would write: each schema;
     each table and view with its comment; each column with its comment."""
     expected: set[tuple] = {("schema", s, None, None) for s in SCHEMAS}
-    for table, (comment, columns) in QUALITY_TABLES.items():
-        expected.add(("quality", table, None, comment))
-        expected.update(("quality", table, c, text) for c, _, text in columns)
-    for contract in all_contracts().values():
-        columns = core_columns(contract)
-        expected.add(("core", contract.name, None, _core_comment(contract)))
-        expected.add(("latest", contract.name, None, _latest_comment(contract)))
-        for schema in ("core", "latest"):
-            expected.update((schema, contract.name, c, text) for c, _, text in columns)
+    for schema, table, comment, columns in _catalogue():
+        expected.add((schema, table, None, comment))
+        expected.update((schema, table, c, text) for c, _, text in columns)
     database = "database_name = current_database()"
     actual = set(con.execute(f"""
         SELECT 'schema', schema_name, NULL, NULL FROM duckdb_schemas() WHERE {database}
