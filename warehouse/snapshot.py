@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from warehouse.writer import writer_path
 
 BLOCK = 1 << 20
 DIGEST = 20  # SHA-1 (hardware-accelerated here: ~1.6 GB/s on one core)
+STRIPE = 32  # blocks a publishing worker reads, hashes and writes in a row
 MANIFEST_VERSION = 1
 
 
@@ -89,34 +91,49 @@ def publish(published: Path) -> Snapshot:
 
 def _sync(source: Path, target: Path, known: list[bytes]) -> tuple[list[bytes], int]:
     """Make ``target`` a byte-for-byte copy of ``source``, writing only the blocks whose digest
-    differs from ``known`` (the target's manifest); returns the new digests and bytes written."""
-    digests: list[bytes] = []
-    written = offset = 0
-    buffer = bytearray(BLOCK)
-    view = memoryview(buffer)
-    with open(source, "rb", buffering=0) as src:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            while n := _read_block(src, view):
-                digest = hashlib.sha1(view[:n]).digest()
-                index = len(digests)
-                if index >= len(known) or known[index] != digest:
-                    os.pwrite(fd, view[:n], offset)
-                    written += n
-                digests.append(digest)
-                offset += n
-            os.ftruncate(fd, offset)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    differs from ``known`` (the target's manifest); returns the new digests and bytes written.
+
+    Reading and hashing is what grows with the warehouse (7.7 GB at full volume), so it runs
+    on every core: each worker takes the next stripe of ``STRIPE`` blocks, in file order (the
+    kernel's read-ahead still sees sequential reads). ``os.preadv``, SHA-1 and ``os.pwrite``
+    release the GIL.
+    """
+    size = source.stat().st_size
+    blocks = -(-size // BLOCK)
+    digests: list[bytes] = [b""] * blocks
+    src = os.open(source, os.O_RDONLY)
+    dst = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+
+    def stripe(first: int) -> int:
+        buffer = bytearray(BLOCK)
+        view = memoryview(buffer)
+        written = 0
+        for index in range(first, min(first + STRIPE, blocks)):
+            n = _read_block(src, view, index * BLOCK)
+            digest = hashlib.sha1(view[:n]).digest()
+            if index >= len(known) or known[index] != digest:
+                os.pwrite(dst, view[:n], index * BLOCK)
+                written += n
+            digests[index] = digest
+        return written
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
+                                thread_name_prefix="publish") as pool:
+            written = sum(pool.map(stripe, range(0, blocks, STRIPE)))
+        os.ftruncate(dst, size)
+        os.fsync(dst)
+    finally:
+        os.close(src)
+        os.close(dst)
     return digests, written
 
 
-def _read_block(src, view: memoryview) -> int:
-    """Fill ``view`` from ``src`` (a short read only at the end of the file): blocks stay aligned
-    at multiples of ``BLOCK``, so block i of two manifests is the same byte range."""
+def _read_block(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from ``offset`` (short only at the end of the file): blocks stay aligned at
+    multiples of ``BLOCK``, so block i of two manifests is the same byte range."""
     filled = 0
-    while filled < len(view) and (n := src.readinto(view[filled:])):
+    while filled < len(view) and (n := os.preadv(fd, [view[filled:]], offset + filled)):
         filled += n
     return filled
 
