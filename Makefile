@@ -33,9 +33,9 @@ test: .venv/.synced  ## the test suite (real DuckDB files, real Dagster runs, re
 
 ROWS ?= 1M
 ENCODING ?= utf-8
-bench: .venv/.synced  ## whole refresh vs bare DuckDB vs pandas+GX: make bench [ROWS=10M|full] [ENCODING=gbk] [INCREMENTAL=1]
+bench: .venv/.synced  ## whole refresh vs bare DuckDB vs pandas+GX: make bench [ROWS=10M|full] [ENCODING=gbk] [INCREMENTAL=1] [KEEP=1]
 	$(UV) run python bench/bench_refresh.py --rows $(ROWS) --encoding $(ENCODING) $(if $(INCREMENTAL),--incremental) \
-		$(if $(BENCH_DIR),--workdir $(BENCH_DIR))
+		$(if $(BENCH_DIR),--workdir $(BENCH_DIR)) $(if $(KEEP),--keep)
 
 dev: .venv/.synced  ## the Dagster UI on http://127.0.0.1:3000 with the bundled-sample defaults
 	@.venv/bin/python -m pipelines.dev

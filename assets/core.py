@@ -9,6 +9,7 @@ DuckDB after the load (``expectations.gx_runner``, imported lazily: GX takes ~10
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import dagster as dg
@@ -24,7 +25,9 @@ from assets.ingest.batch import (
     refresh_reference_flags,
 )
 from assets.metadata import md_table, query_frame
+from expectations import scope
 from expectations.contract import Contract, all_contracts
+from expectations.gx_runner import ExpectationOutcome
 from expectations.sql import quote
 from expectations.suites import ExpectationSpec, suite_for
 from pipelines.preflight import PreflightError, check_key, check_landing, is_production
@@ -65,11 +68,29 @@ def check_spec(contract: Contract, spec: ExpectationSpec) -> dg.AssetCheckSpec:
     )
 
 
-def _check_result(contract: Contract, outcome) -> dg.AssetCheckResult:
+@dataclass(frozen=True)
+class Checked:
+    """An expectation's outcome and the rows it read (``expectations.scope``)."""
+
+    outcome: ExpectationOutcome
+    scope: str  # scope.WHOLE or scope.NEW_ROWS
+    why_whole: str | None = None  # why an expectation that could read fewer rows read them all
+
+    @property
+    def scope_text(self) -> str:
+        if self.scope == scope.NEW_ROWS:
+            return (f"本次运行载入的批次涉及的 {self.outcome.element_count or 0:,} 行"
+                    "（其余行此前已通过，定义未变）/ rows of this run's batches")
+        return "全表当前数据 / whole table" + (f" ({self.why_whole})" if self.why_whole else "")
+
+
+def _check_result(contract: Contract, checked: Checked) -> dg.AssetCheckResult:
+    outcome = checked.outcome
     metadata = {
         "observed_value": json.dumps(_jsonable(outcome.observed_value), ensure_ascii=False),
         "unexpected_count": outcome.unexpected_count if outcome.unexpected_count is not None else -1,
         "element_count": outcome.element_count if outcome.element_count is not None else -1,
+        "scope": checked.scope_text,
         "details": dg.MetadataValue.json(_jsonable(outcome.details)),
     }
     if outcome.error:
@@ -88,29 +109,54 @@ def _jsonable(value):
 
 
 def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[ExpectationSpec],
-               batch_ids: list[str], run_id: str) -> list:
-    """Validate ``latest.<dataset>`` with GX and record one row per expectation (per new batch)."""
+               batch_ids: list[str], run_id: str, *, scoped: bool = False) -> list[Checked]:
+    """Validate ``latest.<dataset>`` with GX and record one row per expectation (per new batch).
+
+    ``scoped``: expectations whose earlier outcome still vouches for the rows already there
+    read only the rows ``batch_ids`` touched (``expectations.scope``); the others read all.
+    """
     from expectations.gx_runner import run_suite  # lazy: GX import is slow
 
     # GX opens the writer's working file; the writer connection is closed at this point.
     work = writer_path(warehouse.published)
-    outcomes = run_suite(work, f"latest.{contract.name}", f"{contract.name}_suite", specs,
-                         writer_config(work, warehouse.memory_limit))
+    settings = writer_config(work, warehouse.memory_limit)
+    suite = f"{contract.name}_suite"
+    split = scope.Plan(list(specs), [], {})
+    if scoped:
+        with warehouse.writer() as con:
+            split = scope.plan(con, contract, specs)
+            if split.new_rows:
+                scope.create_scope(con, contract, batch_ids)
+    try:
+        outcomes = {o.name: Checked(o, scope.WHOLE, split.reasons.get(o.name) if scoped else None)
+                    for o in run_suite(work, f"latest.{contract.name}", suite, split.whole, settings)}
+        outcomes |= {o.name: Checked(o, scope.NEW_ROWS)
+                     for o in run_suite(work, scope.scope_table(contract.name), suite, split.new_rows, settings)}
+    finally:
+        if split.new_rows:
+            with warehouse.writer() as con:
+                scope.drop_scope(con, contract.name)
+    checked = [outcomes[s.name] for s in specs]
     checked_at = now()
     with warehouse.writer() as con:
         con.executemany(
             """INSERT INTO quality.check_results
                (run_id, batch_id, dataset, suite, expectation, severity, success, observed_value,
-                unexpected_count, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [[run_id, batch_id, contract.name, f"{contract.name}_suite", o.name, o.severity, bool(o.success),
-              json.dumps(_jsonable(o.observed_value), ensure_ascii=False), o.unexpected_count, checked_at]
-             for o in outcomes for batch_id in (batch_ids or [None])])
+                unexpected_count, checked_at, scope, expectation_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [[run_id, batch_id, contract.name, suite, c.outcome.name, c.outcome.severity, bool(c.outcome.success),
+              json.dumps(_jsonable(c.outcome.observed_value), ensure_ascii=False), c.outcome.unexpected_count,
+              checked_at, c.scope, scope.digest(spec)]
+             for c, spec in zip(checked, specs, strict=True) for batch_id in (batch_ids or [None])])
     stage("checking")  # this dataset's results are in, the run's other checks are not
-    for o in outcomes:
+    for c in checked:
+        o = c.outcome
         if not o.success:
             log.warning(f"check {contract.name}.{o.name} ({o.severity}) failed: unexpected={o.unexpected_count} "
                         f"observed={o.observed_value} {o.error or ''}")
-    return outcomes
+    if split.new_rows:
+        log.info(f"{contract.name}: {len(split.new_rows)} expectation(s) read only the rows of this run's "
+                 f"batches, {len(split.whole)} the whole table")
+    return checked
 
 
 def guard_inputs(landing: LandingFolder, key: PersonalDataKey) -> None:
@@ -175,7 +221,8 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
             )
         new_batches = [r.batch_id for r in results if r.status != "duplicate"]
         started = time.perf_counter()
-        outcomes = run_checks(context.log, warehouse, contract, own_specs, new_batches, context.run.run_id)
+        checked = run_checks(context.log, warehouse, contract, own_specs, new_batches, context.run.run_id,
+                             scoped=True)
         seconds, peaks = _phases(results)
         seconds["gx"], peaks["gx"] = time.perf_counter() - started, peak_rss_mib()
         return dg.MaterializeResult(
@@ -192,7 +239,7 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
                 "batches": dg.MetadataValue.md(_batches_md(results)),
                 "preview": dg.MetadataValue.md(md_table(preview)),
             },
-            check_results=[_check_result(contract, o) for o in outcomes],
+            check_results=[_check_result(contract, c) for c in checked],
         )
 
     return _core
@@ -228,8 +275,8 @@ def build_cross_check(contract: Contract, spec: ExpectationSpec) -> dg.AssetChec
         metadata={"gx_type": spec.gx_type, "severity": spec.severity},
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
-        (outcome,) = run_checks(context.log, warehouse, contract, [spec], [], context.run.run_id)
-        return _check_result(contract, outcome)
+        (checked,) = run_checks(context.log, warehouse, contract, [spec], [], context.run.run_id)
+        return _check_result(contract, checked)
 
     return _check
 

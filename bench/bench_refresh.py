@@ -218,6 +218,9 @@ def main() -> int:
     parser.add_argument("--incremental", action="store_true",
                         help="then load two 2,000,000-row monthly deliveries and rerun with nothing new")
     parser.add_argument("--workdir", help="keep generated files here and reuse them (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the run's warehouses and exports (under the workdir) after a successful run, "
+                             "e.g. to profile queries on them")
     parser.add_argument("--side", choices=["bare", "pipeline", "peer"])
     parser.add_argument("--landing")
     parser.add_argument("--work")
@@ -266,7 +269,10 @@ def main() -> int:
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
     print(f"written {out.relative_to(ROOT)}")
     if report["pipeline"]["success"]:
-        _cleanup(run)
+        if args.keep:
+            print(f"kept: {run}")
+        else:
+            _cleanup(run)
         return 0
     print(f"the pipeline failed: its warehouse is kept in {run / 'pipe'}")
     return 1

@@ -465,7 +465,8 @@ def build(con: duckdb.DuckDBPyConnection, *, with_kpis: bool = True) -> None:
         )
     for dataset, suite, expectation, severity, success, observed, unexpected in CHECKS:
         con.execute(
-            "INSERT INTO quality.check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?)",
+            "INSERT INTO quality.check_results (run_id, batch_id, dataset, suite, expectation, severity, success, "
+            "observed_value, unexpected_count, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?)",
             [
                 RUN_ID,
                 None,

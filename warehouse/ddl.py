@@ -79,6 +79,9 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("observed_value", "JSON", "观测值"),
             ("unexpected_count", "BIGINT", "不符合期望的行数"),
             ("checked_at", "TIMESTAMP NOT NULL", "校验时间"),
+            ("scope", "VARCHAR", "校验范围：whole 全表当前数据；new_rows 仅本次运行载入的批次涉及的行"
+                                 "（此前全表已通过且期望定义未变，见 expectations/scope.py）"),
+            ("expectation_digest", "VARCHAR", "期望定义指纹（类型、参数、严重程度）：定义变化后下次运行重新校验全表"),
         ],
     ),
     "warehouse_settings": (
