@@ -378,6 +378,40 @@ def test_records_are_written_month_by_month(con, tmp_path):
         f"SELECT count(DISTINCT review_no) = count(*) FROM read_parquet('{glob}')").fetchone()[0]
 
 
+def test_unchanged_months_are_linked_not_written_again(con, tmp_path):
+    """A month of a large table whose rows and file schema are those of the previous export is
+    the previous export's file (a hard link); a month with one changed row is written again."""
+    con.execute("""
+        INSERT INTO core.service_reviews (review_no, case_no, rating, channel, reviewed_at, batch_id, valid_from)
+        SELECT 'PJ-U' || i, 'SY-U', 5, 'APP',
+               CASE WHEN i = 0 THEN NULL ELSE TIMESTAMP '2031-01-15 10:00:00' + to_days((i % 40)::INTEGER) END,
+               'b-u', now()
+        FROM range(300) t(i)""")
+    out = tmp_path / "exports"
+    first = export_parquet(con, out, "run-1")
+    before = {f["path"]: (out / f["path"]).stat().st_ino for f in _manifest(out)["tables"]["service_reviews"]["files"]}
+    months = len(_manifest(out)["tables"]["service_reviews"]["partitions"])
+    assert first["tables"]["service_reviews"]["partitions_reused"] == 0 and months >= 3
+
+    con.execute("UPDATE core.service_reviews SET rating = 1 WHERE review_no = 'PJ-U1'")  # 2031-01
+    second = export_parquet(con, out, "run-2")
+    entry = _manifest(out)["tables"]["service_reviews"]
+    assert second["tables"]["service_reviews"]["partitions_reused"] == months - 1
+    after = {f["path"]: (out / f["path"]).stat().st_ino for f in entry["files"]}
+    rewritten = {p for p in after if after[p] != before.get(p)}
+    assert rewritten == {"service_reviews/period_month=2031-01/part-0.parquet"}
+    assert entry["rows"] == con.execute("SELECT count(*) FROM latest.service_reviews").fetchone()[0]
+    glob = (out / "service_reviews" / "**" / "*.parquet").as_posix()
+    assert con.execute(f"SELECT rating FROM read_parquet('{glob}') WHERE review_no = 'PJ-U1'").fetchall() == [(1,)]
+    assert entry["period_range"]["min"] == first_period(con) and entry["period_range"]["max"].startswith("2031-02")
+    exported = con.execute(f"SELECT count(*), count(DISTINCT review_no) FROM read_parquet('{glob}')").fetchone()
+    assert exported == (entry["rows"], entry["rows"])
+
+
+def first_period(con) -> str:
+    return str(con.execute("SELECT min(reviewed_at) FROM latest.service_reviews").fetchone()[0])
+
+
 def test_every_exported_column_carries_its_chinese_label_unit_and_description(sample_run):
     """What a BI tool sees opening any file the real run exported, with pyarrow: no bare snake_case names."""
     out = sample_run["exports"]

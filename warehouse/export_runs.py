@@ -21,7 +21,8 @@ RUNS = "runs"
 LATEST = "latest"
 
 
-def _link(src: Path, dest: Path) -> None:
+def link(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` at ``dest`` (its folders created), or copy it where links are not possible."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dest)
@@ -36,7 +37,7 @@ def keep_run(exports_dir: Path, manifest: dict, manifest_path: Path, stamp: str,
     shutil.rmtree(tmp, ignore_errors=True)
     for entry in manifest["tables"].values():
         for f in entry["files"]:  # a few files per table: a loop over files, not rows
-            _link(exports_dir / f["path"], tmp / f["path"])
+            link(exports_dir / f["path"], tmp / f["path"])
     shutil.copy2(manifest_path, tmp / manifest_path.name)
     os.replace(tmp, run_dir)
     pointer = exports_dir / f".{LATEST}.tmp"
