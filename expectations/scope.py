@@ -16,9 +16,12 @@ so it needs to read again only the rows that could break it:
   rows that broke it: it is re-checked whole until they are gone), or it was recorded for
   another definition (``expectation_digest``: a contract changed its values, bounds, pattern
   or severity). A reference check (``<col>_references_<dataset>``) also reads the whole table
-  when the referenced dataset received a batch since, because a register that drops a code
-  can leave old rows dangling. ``row_count_positive`` always counts the whole table (one
-  count), and so does every expectation that reads other datasets (``needs``).
+  when the referenced values changed under the rows already there: the referenced dataset
+  has lost a value since (a register that drops a code can leave old rows dangling), or it
+  had no current row then (the check is vacuous while the referenced dataset is not loaded:
+  its first delivery must be checked against every row). New referenced values cannot break
+  an old row. ``row_count_positive`` always counts the whole table (one count), and so does
+  every expectation that reads other datasets (``needs``).
 
 ``quality.check_results`` records each outcome with its scope and digest, and Dagster's check
 metadata says which rows were read.
@@ -63,13 +66,11 @@ def plan(con: duckdb.DuckDBPyConnection, contract: Contract, specs: list[Expecta
         """SELECT expectation, expectation_digest, success, checked_at FROM quality.check_results
            WHERE dataset = ? QUALIFY row_number() OVER (PARTITION BY expectation ORDER BY checked_at DESC) = 1""",
         [contract.name]).fetchall()}
-    received = dict(con.execute(
-        "SELECT dataset, max(received_at) FROM quality.load_batches GROUP BY dataset").fetchall())
     whole: list[ExpectationSpec] = []
     new_rows: list[ExpectationSpec] = []
     reasons: dict[str, str] = {}
     for spec in specs:
-        reason = _why_whole(contract, spec, previous.get(spec.name), received)
+        reason = _why_whole(con, contract, spec, previous.get(spec.name))
         if reason:
             whole.append(spec)
             reasons[spec.name] = reason
@@ -78,7 +79,7 @@ def plan(con: duckdb.DuckDBPyConnection, contract: Contract, specs: list[Expecta
     return Plan(whole, new_rows, reasons)
 
 
-def _why_whole(contract: Contract, spec: ExpectationSpec, previous, received: dict) -> str | None:
+def _why_whole(con: duckdb.DuckDBPyConnection, contract: Contract, spec: ExpectationSpec, previous) -> str | None:
     if spec.name in ALWAYS_WHOLE or spec.needs:
         return "a whole-table figure"
     if previous is None:
@@ -88,11 +89,23 @@ def _why_whole(contract: Contract, spec: ExpectationSpec, previous, received: di
         return "its definition changed"
     if not success:
         return "it failed last time"
-    referenced = next((c.reference[0] for c in contract.columns
-                       if c.reference and spec.name == f"{c.name}_references_{c.reference[0]}"), None)
-    if referenced and received.get(referenced) and received[referenced] >= checked_at:
-        return f"{referenced} received a batch since"
-    return None
+    reference = next((c.reference for c in contract.columns
+                      if c.reference and spec.name == f"{c.name}_references_{c.reference[0]}"), None)
+    return _reference_moved(con, *reference, checked_at) if reference else None
+
+
+def _reference_moved(con: duckdb.DuckDBPyConnection, dataset: str, column: str, since) -> str | None:
+    """Why the values of ``dataset.column`` no longer vouch for rows checked at ``since``, if they do not."""
+    core, latest, c = f"core.{quote(dataset)}", f"latest.{quote(dataset)}", quote(column)
+    (current_then,), = con.execute(
+        f"SELECT count(*) FROM {core} WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to >= ?)",
+        [since, since]).fetchall()
+    if not current_then:
+        return f"{dataset} had no current rows at the last check"
+    (lost,), = con.execute(
+        f"""SELECT count(*) FROM (SELECT DISTINCT {c} FROM {core} WHERE valid_to >= ? AND {c} IS NOT NULL)
+            WHERE {c} NOT IN (SELECT {c} FROM {latest} WHERE {c} IS NOT NULL)""", [since]).fetchall()
+    return f"{dataset} no longer has {lost:,} value(s) of {column} it had" if lost else None
 
 
 SCHEMA = "quality"

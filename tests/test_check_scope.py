@@ -91,19 +91,32 @@ def test_a_broken_new_row_fails_and_the_table_is_read_whole_until_it_is_gone(sit
     assert again["status_in_set"].scope == scope.NEW_ROWS and again["status_in_set"].outcome.element_count == 0
 
 
-def test_a_changed_definition_or_a_new_register_batch_reads_the_whole_table(site):
+def test_a_changed_definition_reads_the_whole_table(site):
     warehouse = Warehouse(path=str(site["warehouse"]))
     changed = [dataclasses.replace(s, severity="warn") if s.name == "status_in_set" else s for s in SPECS]
     with warehouse.writer() as con:
         split = scope.plan(con, CASES, changed)
     assert split.reasons == {"row_count_positive": "a whole-table figure",
                              "status_in_set": "its definition changed"}
-    (site["landing"] / "service_items" / "items_v2.csv").write_bytes(
+
+
+def test_a_reference_is_read_whole_only_when_the_register_lost_a_value_or_was_empty(site):
+    (site["landing"] / "service_items" / "items_v2.csv").write_bytes(  # the same items again
         next((site["landing"] / "service_items").iterdir()).read_bytes().replace(b"\n", b"\r\n"))
-    third = run_core(site["landing"], site["warehouse"], site["exports"])
-    assert third.success
-    recorded = results(site["warehouse"], third.run_id)
-    assert recorded["item_code_references_service_items"][0] == scope.WHOLE
-    assert recorded["dept_code_references_org_units"][0] == scope.NEW_ROWS  # org_units sent nothing
-    shown = evaluations(third)["item_code_references_service_items"]["scope"].value
-    assert "service_items received a batch since" in shown
+    again = run_core(site["landing"], site["warehouse"], site["exports"])
+    assert again.success
+    assert results(site["warehouse"], again.run_id)["item_code_references_service_items"][0] == scope.NEW_ROWS
+
+    warehouse = Warehouse(path=str(site["warehouse"]))
+    reference = "item_code_references_service_items"
+    with warehouse.writer() as con:  # the register drops I003 after the last check
+        con.execute("UPDATE core.service_items SET valid_to = now()::TIMESTAMP + INTERVAL 1 HOUR "
+                    "WHERE item_code = 'I003'")
+        assert scope.plan(con, CASES, SPECS).reasons[reference] == \
+            "service_items no longer has 1 value(s) of item_code it had"
+        con.execute("UPDATE core.service_items SET valid_to = NULL, "  # as if first loaded after the check
+                    "valid_from = now()::TIMESTAMP + INTERVAL 1 HOUR")
+        assert scope.plan(con, CASES, SPECS).reasons[reference] == \
+            "service_items had no current rows at the last check"
+        con.execute("UPDATE core.service_items SET valid_from = TIMESTAMP '2020-01-01'")
+        assert reference not in scope.plan(con, CASES, SPECS).reasons
