@@ -1,6 +1,8 @@
 """The marts: the KPI catalogue, the monthly service volumes and every KPI value, rebuilt together.
 
-The figures are SQL a reader can follow: ``sql/marts/service_volume_monthly.sql`` and one file
+The figures are SQL a reader can follow: ``sql/marts/service_volume_monthly.sql`` (with
+``sql/marts/review_counts_by_case.sql``, reviews counted by their case's department, which it
+shares with the cumulative review KPI) and one file
 per KPI (or small family of KPIs sharing a shape) in ``sql/kpis/``. Each KPI file opens with a
 header naming the codes it computes (``-- kpi_codes: a, b`` or ``-- kpi_source: indicators`` for
 every catalogue KPI reported through the indicators dataset) and returns the figure columns
@@ -44,6 +46,9 @@ CATALOGUE_PATH = Path(__file__).parent / "kpi_catalogue.yaml"
 SQL_DIR = Path(__file__).parent / "sql"
 KPI_SQL_DIR = SQL_DIR / "kpis"
 SERVICE_VOLUME_SQL = SQL_DIR / "marts" / "service_volume_monthly.sql"
+# Reviews counted by their case's department and district: a TEMP table that the service volumes
+# and the cumulative review KPI both read, so the reviews-to-cases join runs once per build.
+REVIEW_COUNTS_BY_CASE_SQL = SQL_DIR / "marts" / "review_counts_by_case.sql"
 
 PERIOD_GRAINS = ("month", "quarter", "year", "day")
 
@@ -307,6 +312,11 @@ def _build_catalogue(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _build_review_counts_by_case(con: duckdb.DuckDBPyConnection) -> None:
+    sql = REVIEW_COUNTS_BY_CASE_SQL.read_text(encoding="utf-8").strip().rstrip(";")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE review_counts_by_case AS {sql}")
+
+
 def _build_service_volume(con: duckdb.DuckDBPyConnection) -> None:
     sql = SERVICE_VOLUME_SQL.read_text(encoding="utf-8").strip().rstrip(";")
     _check_shape(con, SERVICE_VOLUME_SQL.name, sql, SERVICE_VOLUME_MONTHLY[1])
@@ -414,9 +424,11 @@ def build_marts(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> di
         _build_catalogue(con)
         build_calendar(con)
         check_coverage(con)
+        _build_review_counts_by_case(con)
         _build_service_volume(con)
         _build_month_grid(con)
         _build_kpi_values(con, files, run_id, computed_at)
+        con.execute("DROP TABLE review_counts_by_case")
         counts = {
             table: con.execute(f"SELECT count(*) FROM marts.{quote(table)}").fetchone()[0]
             for table in MART_TABLES

@@ -23,13 +23,13 @@ review_months AS (
 ),
 monthly AS (
     -- 办件：有明细的月份取明细
-    SELECT 'case_volume_cumulative' AS kpi_code,
-           date_trunc('month', applied_at)::DATE AS month,
-           dept_code,
-           count(*) AS volume,
-           list(DISTINCT batch_id) AS batch_ids
-    FROM latest.service_cases
-    GROUP BY ALL
+    SELECT 'case_volume_cumulative' AS kpi_code, month, dept_code, sum(volume) AS volume, list(batch_id) AS batch_ids
+    FROM (
+        SELECT date_trunc('month', applied_at)::DATE AS month, dept_code, batch_id, count(*) AS volume
+        FROM latest.service_cases
+        GROUP BY ALL
+    )
+    GROUP BY month, dept_code
     UNION ALL
     -- 办件：其余月份取月报
     SELECT 'case_volume_cumulative', m.month, m.dept_code, m.cases, [m.batch_id]
@@ -37,16 +37,12 @@ monthly AS (
     ANTI JOIN case_months USING (month)
     WHERE m.cases IS NOT NULL
     UNION ALL
-    -- 有效评价：有明细的月份取明细（部门取所评办件的部门）
-    SELECT 'review_valid_cumulative',
-           date_trunc('month', r.reviewed_at)::DATE,
-           c.dept_code,
-           count(*),
-           list(DISTINCT r.batch_id)
-    FROM latest.service_reviews AS r
-    LEFT JOIN latest.service_cases AS c USING (case_no)
-    WHERE r.rating BETWEEN 1 AND 5
-    GROUP BY ALL
+    -- 有效评价：有明细的月份取明细（部门取所评办件的部门：review_counts_by_case，
+    -- 评价与所评办件的关联，见 sql/marts/review_counts_by_case.sql）
+    SELECT 'review_valid_cumulative', month, dept_code, sum(reviews), list(batch_id)
+    FROM review_counts_by_case
+    WHERE reviews > 0
+    GROUP BY month, dept_code
     UNION ALL
     -- 有效评价：其余月份取月报
     SELECT 'review_valid_cumulative', m.month, m.dept_code, m.valid_reviews, [m.batch_id]
