@@ -75,12 +75,13 @@ class Checked:
     outcome: ExpectationOutcome
     scope: str  # scope.WHOLE or scope.NEW_ROWS
     why_whole: str | None = None  # why an expectation that could read fewer rows read them all
+    scope_rows: int | None = None  # rows in the scope, for scope.NEW_ROWS
 
     @property
     def scope_text(self) -> str:
         if self.scope == scope.NEW_ROWS:
-            return (f"本次运行载入的批次涉及的 {self.outcome.element_count or 0:,} 行"
-                    "（其余行此前已通过，定义未变）/ rows of this run's batches")
+            return (f"{self.scope_rows or 0:,} 行：本次运行载入的行及待匹配的行（其余行此前已通过，定义未变）"
+                    f"/ {self.scope_rows or 0:,} rows: this run's rows and rows awaiting their reference")
         return "全表当前数据 / whole table" + (f" ({self.why_whole})" if self.why_whole else "")
 
 
@@ -121,16 +122,16 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
     work = writer_path(warehouse.published)
     settings = writer_config(work, warehouse.memory_limit)
     suite = f"{contract.name}_suite"
-    split = scope.Plan(list(specs), [], {})
+    split, scope_rows = scope.Plan(list(specs), [], {}), None
     if scoped:
         with warehouse.writer() as con:
             split = scope.plan(con, contract, specs)
             if split.new_rows:
-                scope.create_scope(con, contract, batch_ids)
+                scope_rows = scope.create_scope(con, contract, batch_ids)
     try:
         outcomes = {o.name: Checked(o, scope.WHOLE, split.reasons.get(o.name) if scoped else None)
                     for o in run_suite(work, f"latest.{contract.name}", suite, split.whole, settings)}
-        outcomes |= {o.name: Checked(o, scope.NEW_ROWS)
+        outcomes |= {o.name: Checked(o, scope.NEW_ROWS, scope_rows=scope_rows)
                      for o in run_suite(work, scope.scope_table(contract.name), suite, split.new_rows, settings)}
     finally:
         if split.new_rows:

@@ -10,7 +10,11 @@ so it needs to read again only the rows that could break it:
   row this run's batches loaded: the new rows, and any older current row they would duplicate.
   A row-local expectation (not null, in set, between, pattern, a contract rule) can only fail
   on a new row, and ``keys_unique`` only on a key a new row carries: both see the whole
-  failure in the scope. A run that loaded nothing for the dataset has an empty scope;
+  failure in the scope. A run that loaded nothing for the dataset has an empty scope. Rows
+  flagged as naming a record not loaded yet (``on_missing_reference: flag``: a review of a
+  case not yet exported) are in the scope too: they are the rows such a reference check fails
+  on, so that check keeps reading only the scope while it fails for them (the loader clears a
+  flag when the record arrives, ``refresh_reference_flags``);
 * an expectation reads the **whole table** instead when its newest recorded outcome does not
   vouch for the rows already there: none is recorded, it failed (the table still holds the
   rows that broke it: it is re-checked whole until they are gone), or it was recorded for
@@ -87,11 +91,11 @@ def _why_whole(con: duckdb.DuckDBPyConnection, contract: Contract, spec: Expecta
     recorded, success, checked_at = previous
     if recorded != digest(spec):
         return "its definition changed"
-    if not success:
+    column = next((c for c in contract.columns
+                   if c.reference and spec.name == f"{c.name}_references_{c.reference[0]}"), None)
+    if not success and not (column and column.flag_column):  # flagged rows are in the scope
         return "it failed last time"
-    reference = next((c.reference for c in contract.columns
-                      if c.reference and spec.name == f"{c.name}_references_{c.reference[0]}"), None)
-    return _reference_moved(con, *reference, checked_at) if reference else None
+    return _reference_moved(con, *column.reference, checked_at) if column else None
 
 
 def _reference_moved(con: duckdb.DuckDBPyConnection, dataset: str, column: str, since) -> str | None:
@@ -120,12 +124,16 @@ def scope_table(dataset: str) -> str:
 
 def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: list[str]) -> int:
     """Write the run's scope of ``contract`` (current rows sharing a key with a row of
-    ``batch_ids``) to :func:`scope_table`, for GX to read; returns its row count."""
+    ``batch_ids``, and flagged rows) to :func:`scope_table`, for GX to read; returns its row count."""
     latest = f"latest.{quote(contract.name)}"
     keys = ", ".join(quote(k) for k in contract.keys)
     batches = ", ".join(literal(b) for b in batch_ids) or "NULL"
+    flagged = " OR ".join(quote(f) for f in contract.flag_columns) or "false"
     con.execute(f"""CREATE OR REPLACE TABLE {_quoted(contract.name)} AS
-        SELECT * FROM {latest} SEMI JOIN (SELECT {keys} FROM {latest} WHERE batch_id IN ({batches})) USING ({keys})""")
+        SELECT * FROM {latest} WHERE {flagged}
+        UNION ALL
+        SELECT * FROM {latest} SEMI JOIN (SELECT {keys} FROM {latest} WHERE batch_id IN ({batches})) USING ({keys})
+        WHERE NOT coalesce({flagged}, false)""")
     return con.execute(f"SELECT count(*) FROM {_quoted(contract.name)}").fetchall()[0][0]
 
 

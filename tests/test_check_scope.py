@@ -31,9 +31,9 @@ def results(warehouse: Path, run_id: str) -> dict[str, tuple]:
                WHERE dataset = 'service_cases' AND run_id = ?""", [run_id]).fetchall()}
 
 
-def evaluations(result) -> dict[str, dict]:
+def evaluations(result, dataset: str = "service_cases") -> dict[str, dict]:
     return {e.check_name: e.metadata for e in result.get_asset_check_evaluations()
-            if e.asset_key.to_user_string() == "core/service_cases"}
+            if e.asset_key.to_user_string() == f"core/{dataset}"}
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_a_delivery_is_checked_on_its_own_rows(site):
     assert {recorded[s.name][0] for s in SPECS if s.name != "row_count_positive"} == {scope.NEW_ROWS}
     shown = evaluations(second)
     assert shown["keys_unique"]["element_count"].value == 2  # the two new cases, not the five
-    assert "本次运行载入的批次" in shown["keys_unique"]["scope"].value
+    assert shown["keys_unique"]["scope"].value.startswith("2 行：本次运行载入的行")
     assert shown["row_count_positive"]["observed_value"].value == "5"  # counted over the whole table
     working = site["warehouse"].with_name(site["warehouse"].stem + ".writer.duckdb")
     with duckdb.connect(str(working), read_only=True) as con:  # nothing left behind
@@ -120,3 +120,35 @@ def test_a_reference_is_read_whole_only_when_the_register_lost_a_value_or_was_em
             "service_items had no current rows at the last check"
         con.execute("UPDATE core.service_items SET valid_from = TIMESTAMP '2020-01-01'")
         assert reference not in scope.plan(con, CASES, SPECS).reasons
+
+
+def reviews(site, name: str, rows: list[tuple[str, str]]) -> None:
+    header = ["评价编号", "办件编号", "评价等级", "评价渠道", "评价时间"]
+    dep.write_csv(site["landing"] / "service_reviews" / name, header,
+                  [[review, case, "5", "APP", "2023-04-05 10:00"] for review, case in rows])
+
+
+def review_results(warehouse: Path, run_id: str) -> dict[str, tuple]:
+    with duckdb.connect(str(warehouse.with_name(warehouse.stem + ".writer.duckdb")), read_only=True) as con:
+        return {e: rest for e, *rest in con.execute(
+            """SELECT DISTINCT expectation, scope, success, unexpected_count FROM quality.check_results
+               WHERE dataset = 'service_reviews' AND run_id = ?""", [run_id]).fetchall()}
+
+
+def test_reviews_of_cases_not_loaded_yet_stay_in_the_scope_until_their_cases_arrive(site):
+    reference = "case_no_references_service_cases"
+    reviews(site, "评价_1.csv", [("R1", "C0001"), ("R2", "C0999")])  # C0999 is not exported yet
+    first = run_core(site["landing"], site["warehouse"], site["exports"])
+    # (the fixture's run checked the empty review table: this one reads the new reviews only)
+    assert review_results(site["warehouse"], first.run_id)[reference] == [scope.NEW_ROWS, False, 1]
+
+    reviews(site, "评价_2.csv", [("R3", "C0002")])
+    second = run_core(site["landing"], site["warehouse"], site["exports"])
+    # read from the scope (R3 and the flagged R2), still failing for R2 alone: a warning
+    assert review_results(site["warehouse"], second.run_id)[reference] == [scope.NEW_ROWS, False, 1]
+    assert evaluations(second, "service_reviews")[reference]["scope"].value.startswith("2 行")
+
+    deliver(site, "办件明细_补报.csv", ["C0999"])  # the case arrives: R2's flag is cleared
+    third = run_core(site["landing"], site["warehouse"], site["exports"])
+    assert review_results(site["warehouse"], third.run_id)[reference] == [scope.NEW_ROWS, True, 0]
+
