@@ -124,16 +124,28 @@ def scope_table(dataset: str) -> str:
 
 def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: list[str]) -> int:
     """Write the run's scope of ``contract`` (current rows sharing a key with a row of
-    ``batch_ids``, and flagged rows) to :func:`scope_table`, for GX to read; returns its row count."""
+    ``batch_ids``, and flagged rows) to :func:`scope_table`, for GX to read; returns its row count.
+
+    Built in parts so that only the rows of the scope are read whole: a semi join that keeps
+    every column reads all of them for the whole table (13 s against 1 s for a 2,000,000-row
+    month in 72 million cases). The older rows sharing a key with a new one are found from the
+    key columns alone; there are none unless the loader's invariant broke.
+    """
     latest = f"latest.{quote(contract.name)}"
     keys = ", ".join(quote(k) for k in contract.keys)
-    batches = ", ".join(literal(b) for b in batch_ids) or "NULL"
-    flagged = " OR ".join(quote(f) for f in contract.flag_columns) or "false"
-    con.execute(f"""CREATE OR REPLACE TABLE {_quoted(contract.name)} AS
-        SELECT * FROM {latest} WHERE {flagged}
-        UNION ALL
-        SELECT * FROM {latest} SEMI JOIN (SELECT {keys} FROM {latest} WHERE batch_id IN ({batches})) USING ({keys})
-        WHERE NOT coalesce({flagged}, false)""")
+    new = f"batch_id IN ({', '.join(literal(b) for b in batch_ids)})" if batch_ids else "false"
+    flagged = " OR ".join(quote(f) for f in contract.flag_columns)
+    parts = [f"SELECT * FROM {latest} WHERE {new}"]
+    if flagged:
+        parts.append(f"SELECT * FROM {latest} WHERE ({flagged}) AND NOT ({new})")
+    (shared,), = con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE gx_scope_keys AS SELECT {keys} FROM {latest}
+            SEMI JOIN (SELECT {keys} FROM {latest} WHERE {new}) USING ({keys}) WHERE NOT ({new})""").fetchall()
+    if shared:
+        parts.append(f"SELECT * FROM {latest} SEMI JOIN gx_scope_keys USING ({keys}) WHERE NOT ({new})"
+                     + (f" AND NOT coalesce({flagged}, false)" if flagged else ""))
+    con.execute(f"CREATE OR REPLACE TABLE {_quoted(contract.name)} AS " + "\nUNION ALL\n".join(parts))
+    con.execute("DROP TABLE gx_scope_keys")
     return con.execute(f"SELECT count(*) FROM {_quoted(contract.name)}").fetchall()[0][0]
 
 
