@@ -83,11 +83,11 @@ middle AS (  -- the two middle values (the same one for an odd count), averaged
     FROM running
     GROUP BY ALL
 ),
-handling AS (
+handling AS (  -- the batches per month and department first: a few hundred rows, not every case
     SELECT month,
            CASE WHEN grouping(dept_code) = 0 THEN dept_code ELSE 'city' END AS scope,
            list(DISTINCT batch_id) AS batch_ids
-    FROM finished
+    FROM (SELECT DISTINCT month, dept_code, batch_id FROM finished)
     GROUP BY GROUPING SETS ((month), (month, dept_code))
 )
 SELECT 'on_time_completion_rate' AS kpi_code,
