@@ -21,7 +21,9 @@
 --     两时刻之差即其间的工作时间。取中位数（即 quantile_cont 0.5，由各取值的计数求得），单位工作日（24小时），不四舍五入；
 --     不足一天的，报告中以小时表示。
 --   batch_ids：按时办结率含办件批次和所关联事项行的批次；中位数只含办件批次。
-WITH finished AS (
+-- finished 被读三次：NOT MATERIALIZED 让每处各读一遍办件（只读用到的列），而不是先把全部办结办件写成一张
+-- 中间表（全量 7400 万件时 17.5 秒 → 10.5 秒）。
+WITH finished AS NOT MATERIALIZED (
     SELECT date_trunc('month', c.applied_at)::DATE AS month,
            c.dept_code,
            c.item_code,
