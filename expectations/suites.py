@@ -149,11 +149,17 @@ def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
         r = quote(ref_col)
         ref_table = f"latest.{quote(ref_ds)}"
         # An empty referenced table means "not loaded yet", not "every value dangles": the
-        # EXISTS guard makes the query return no rows then.
+        # EXISTS guard makes the query return no rows then. The values found are looked up from
+        # the checked rows' distinct values (the build side of an inner join), not as
+        # NOT IN (SELECT … FROM the referenced table), which hashed every referenced value: a
+        # month run's 1.9 million flagged reviews against 78 million cases took 12 s, now 3.5 s
+        # (a whole-table read of 46 million reviews: 25 s before, 29 s now).
+        found = (f"SELECT v.v FROM (SELECT DISTINCT {c} AS v FROM {{batch}} WHERE {c} IS NOT NULL) AS v "
+                 f"JOIN {ref_table} AS r ON r.{r} = v.v")
         query = (
             f"SELECT {_sampled(contract, col.name)} FROM {{batch}} WHERE {c} IS NOT NULL "
             f"AND EXISTS (SELECT 1 FROM {ref_table}) "
-            f"AND {c} NOT IN (SELECT {r} FROM {ref_table} WHERE {r} IS NOT NULL)"
+            f"AND {c} NOT IN ({found})"
         )
         flag = col.on_missing_reference == "flag"
         specs.append(ExpectationSpec(
