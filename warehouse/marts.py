@@ -1,6 +1,8 @@
 """The marts: the KPI catalogue, the monthly service volumes and every KPI value, rebuilt together.
 
 The figures are SQL a reader can follow: ``sql/marts/service_volume_monthly.sql`` (with
+``sql/marts/case_counts_by_batch.sql``, cases counted per month, department, district and
+batch, which it shares with the online rate and the cumulative volume, and
 ``sql/marts/review_counts_by_case.sql``, reviews counted by their case's department, which it
 shares with the cumulative review KPI) and one file
 per KPI (or small family of KPIs sharing a shape) in ``sql/kpis/``. Each KPI file opens with a
@@ -46,9 +48,12 @@ CATALOGUE_PATH = Path(__file__).parent / "kpi_catalogue.yaml"
 SQL_DIR = Path(__file__).parent / "sql"
 KPI_SQL_DIR = SQL_DIR / "kpis"
 SERVICE_VOLUME_SQL = SQL_DIR / "marts" / "service_volume_monthly.sql"
-# Reviews counted by their case's department and district: a TEMP table that the service volumes
-# and the cumulative review KPI both read, so the reviews-to-cases join runs once per build.
-REVIEW_COUNTS_BY_CASE_SQL = SQL_DIR / "marts" / "review_counts_by_case.sql"
+# Counts several marts read, each a TEMP table of the build named after its file, so that each
+# scan of the record tables (and the reviews-to-cases join) runs once per build: cases per month,
+# department, district and batch (the service volumes, the online rate, the cumulative volume);
+# reviews counted by their case's department and district (the service volumes, the cumulative
+# valid reviews).
+SHARED_COUNTS_SQL = (SQL_DIR / "marts" / "case_counts_by_batch.sql", SQL_DIR / "marts" / "review_counts_by_case.sql")
 
 PERIOD_GRAINS = ("month", "quarter", "year", "day")
 
@@ -312,9 +317,15 @@ def _build_catalogue(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _build_review_counts_by_case(con: duckdb.DuckDBPyConnection) -> None:
-    sql = REVIEW_COUNTS_BY_CASE_SQL.read_text(encoding="utf-8").strip().rstrip(";")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE review_counts_by_case AS {sql}")
+def _build_shared_counts(con: duckdb.DuckDBPyConnection) -> None:
+    for path in SHARED_COUNTS_SQL:
+        sql = path.read_text(encoding="utf-8").strip().rstrip(";")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(path.stem)} AS {sql}")
+
+
+def _drop_shared_counts(con: duckdb.DuckDBPyConnection) -> None:
+    for path in SHARED_COUNTS_SQL:
+        con.execute(f"DROP TABLE {quote(path.stem)}")
 
 
 def _build_service_volume(con: duckdb.DuckDBPyConnection) -> None:
@@ -424,11 +435,11 @@ def build_marts(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> di
         _build_catalogue(con)
         build_calendar(con)
         check_coverage(con)
-        _build_review_counts_by_case(con)
+        _build_shared_counts(con)
         _build_service_volume(con)
         _build_month_grid(con)
         _build_kpi_values(con, files, run_id, computed_at)
-        con.execute("DROP TABLE review_counts_by_case")
+        _drop_shared_counts(con)
         counts = {
             table: con.execute(f"SELECT count(*) FROM marts.{quote(table)}").fetchone()[0]
             for table in MART_TABLES

@@ -10,26 +10,16 @@
 --       只计报送了网上办件量的部门行。
 --   范围：全市（city）、各区县（行政区划代码前6位，仅明细月份；前6位以“00”结尾的市本级不计入任何区县）、
 --   各实施部门（dept_code）。value = 100 × 分子 / 分母（不四舍五入）；分母为 0 的不出数。
-WITH case_months AS (
-    SELECT DISTINCT date_trunc('month', applied_at)::DATE AS month FROM latest.service_cases
+WITH case_months AS (  -- case_counts_by_batch：办件按月份、部门、区县与批次计数（sql/marts/case_counts_by_batch.sql）
+    SELECT DISTINCT month FROM case_counts_by_batch
 ),
 monthly AS (
-    -- 先按批次分组再合并（比在数千万行上做 list(DISTINCT batch_id) 快）
-    SELECT month, dept_code, district,
+    SELECT month, dept_code, region_code AS district,
            sum(online_cases) AS online_cases,
            sum(cases) AS cases,
            list(batch_id) AS batch_ids
-    FROM (
-        SELECT date_trunc('month', applied_at)::DATE AS month,
-               dept_code,
-               CASE WHEN right(left(region_code, 6), 2) <> '00' THEN left(region_code, 6) END AS district,
-               batch_id,
-               count(*) FILTER (WHERE channel IN ('网上办理', '移动端')) AS online_cases,
-               count(*) AS cases
-        FROM latest.service_cases
-        GROUP BY ALL
-    )
-    GROUP BY month, dept_code, district
+    FROM case_counts_by_batch
+    GROUP BY month, dept_code, region_code
     UNION ALL
     SELECT m.month, m.dept_code, NULL, m.online_cases, m.cases, [m.batch_id]
     FROM latest.case_volume_monthly AS m

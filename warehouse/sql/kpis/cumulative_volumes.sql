@@ -15,20 +15,16 @@
 --   3. 范围：全市（scope = 'city'）；各部门（scope = 实施部门编码，评价的部门取所评办件的部门，
 --      所评办件尚未入库的评价只计入全市），部门序列从该部门有数据的第一个月开始。
 --   batch_ids：截至该月参与累计的全部当前数据行的批次。
-WITH case_months AS (
-    SELECT DISTINCT date_trunc('month', applied_at)::DATE AS month FROM latest.service_cases
+WITH case_months AS (  -- case_counts_by_batch：办件按月份、部门、区县与批次计数（sql/marts/case_counts_by_batch.sql）
+    SELECT DISTINCT month FROM case_counts_by_batch
 ),
 review_months AS (
     SELECT DISTINCT date_trunc('month', reviewed_at)::DATE AS month FROM latest.service_reviews
 ),
 monthly AS (
     -- 办件：有明细的月份取明细
-    SELECT 'case_volume_cumulative' AS kpi_code, month, dept_code, sum(volume) AS volume, list(batch_id) AS batch_ids
-    FROM (
-        SELECT date_trunc('month', applied_at)::DATE AS month, dept_code, batch_id, count(*) AS volume
-        FROM latest.service_cases
-        GROUP BY ALL
-    )
+    SELECT 'case_volume_cumulative' AS kpi_code, month, dept_code, sum(cases) AS volume, list(batch_id) AS batch_ids
+    FROM case_counts_by_batch
     GROUP BY month, dept_code
     UNION ALL
     -- 办件：其余月份取月报

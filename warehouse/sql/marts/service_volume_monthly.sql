@@ -14,16 +14,14 @@
 -- （所评办件尚未入库时为 NULL）。区县 = 行政区划代码前6位；前6位以“00”结尾的是市本级，不属于任何区县，记为 NULL。
 -- 月报没有区县、全程网办和默认评价的数字，相应列为 NULL。
 -- batch_ids：该行数字所依据的当前数据行的批次编号（去重、排序）。
-WITH case_months AS (
-    SELECT DISTINCT date_trunc('month', applied_at)::DATE AS month
-    FROM latest.service_cases
+WITH case_months AS (  -- case_counts_by_batch：办件按月份、部门、区县与批次计数（sql/marts/case_counts_by_batch.sql）
+    SELECT DISTINCT month FROM case_counts_by_batch
 ),
 review_months AS (
     SELECT DISTINCT date_trunc('month', reviewed_at)::DATE AS month
     FROM latest.service_reviews
 ),
 case_counts AS (
-    -- 先按批次分组再合并（比在数千万行上做 list(DISTINCT batch_id) 快）
     SELECT month, dept_code, region_code,
            sum(cases) AS cases,
            sum(online_cases) AS online_cases,
@@ -33,18 +31,7 @@ case_counts AS (
            NULL::BIGINT AS bad_reviews,
            NULL::BIGINT AS auto_reviews,
            list(batch_id) AS batch_ids
-    FROM (
-        SELECT
-            date_trunc('month', applied_at)::DATE AS month,
-            dept_code,
-            CASE WHEN right(left(region_code, 6), 2) <> '00' THEN left(region_code, 6) END AS region_code,
-            batch_id,
-            count(*) AS cases,
-            count(*) FILTER (WHERE channel IN ('网上办理', '移动端')) AS online_cases,
-            count(*) FILTER (WHERE full_online) AS full_online_cases
-        FROM latest.service_cases
-        GROUP BY ALL
-    )
+    FROM case_counts_by_batch
     GROUP BY month, dept_code, region_code
 ),
 review_counts AS (
