@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import resource
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from assets.ingest.batch import peak_rss_mib  # noqa: E402  (this process's own peak, as every side reports it)
 
 
 def main(csv: str, work: str, encoding: str = "utf-8") -> dict:
@@ -58,7 +60,7 @@ def main(csv: str, work: str, encoding: str = "utf-8") -> dict:
         con.execute("CREATE TABLE service_cases AS SELECT * FROM frame")
         rows = con.execute("SELECT count(*) FROM service_cases").fetchall()[0][0]
     return {"seconds": time.perf_counter() - started, "rows": rows,
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_mib": peak_rss_mib(),
             "expectations_passed": sum(r.success for r in result.results), "expectations": len(result.results)}
 
 
