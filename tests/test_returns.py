@@ -18,7 +18,7 @@ from assets.ingest.privacy import pseudonymise
 from assets.quality import load_summary
 from pipelines.resources import ExportsFolder, LandingFolder, PersonalDataKey, Warehouse
 from tests import departments as dep
-from warehouse.returns import COVER_SHEET, MASK, REASON, REFERENCE
+from warehouse.returns import COVER_SHEET, MASK, REASON, REFERENCE, rejected_this_run
 
 KEY = "test-key"
 IDS = {"D001": dep.ID_NUMBERS[0], "D002": dep.ID_NUMBERS[1], "D003": dep.ID_NUMBERS[2]}
@@ -133,6 +133,24 @@ def test_workbooks_written_in_parallel_are_the_same(first, tmp_path):
         left, right = sheets(a), sheets(b)
         assert list(left) == list(right)
         assert all(left[name].equals(right[name]) for name in left)
+
+
+def test_a_later_run_returns_only_its_own_rows_a_review_to_its_cases_department(tmp_path):
+    """The second run's list holds the review it rejected, not the cases the first run rejected; a
+    review names no department, so it goes to the department of the case it reviews."""
+    landing, warehouse, exports = tmp_path / "landing", tmp_path / "wh" / "gm.duckdb", tmp_path / "exports"
+    dep.registers(landing)
+    cases(landing)
+    assert run(landing, warehouse, exports).success
+    dep.write_csv(landing / "service_reviews" / "好差评_202303.csv",
+                  ["评价编号", "办件编号", "评价等级", "评价渠道", "评价时间"],
+                  [["R0001", "C0002", "5", "APP", "2023-03-06 10:00"],     # good, a case of D002
+                   ["R0002", "C0001", "5", "传真", "2023-03-06 11:00"]])   # row 3: channel not in the list
+    second = run(landing, warehouse, exports)
+    assert second.success
+    with duckdb.connect(str(warehouse.with_name("gm.writer.duckdb")), read_only=True) as con:
+        rows = rejected_this_run(con, second.run_id)
+    assert rows.select("dataset", "source_row", "department").rows() == [("service_reviews", 3, NAMES["D001"])]
 
 
 def test_cells_stay_text_and_chinese_columns_are_wide_enough(tmp_path):

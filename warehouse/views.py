@@ -21,6 +21,8 @@ change without touching them and a view never holds data of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from expectations.contract import Contract, all_contracts
@@ -66,8 +68,11 @@ def _via_reference(contract: Contract) -> tuple[str, str, str] | None:
     return None
 
 
-def department_sql() -> tuple[str, str, str]:
-    """(code expression, name-as-sent expression, joins) over ``quality.quarantine AS q``, by dataset."""
+def department_sql(quarantine: str = "quality.quarantine") -> tuple[str, str, str]:
+    """(code expression, name-as-sent expression, joins) over ``<quarantine> AS q``, by dataset.
+
+    ``quarantine`` is the table or parenthesised query of quarantined rows: the whole
+    ``quality.quarantine`` by default, or some batches' rows (see ``rejected_rows_sql``)."""
     codes, names, joins = [], [], []
     dept = DEPARTMENT_CODE_COLUMNS[0]
     for i, contract in enumerate(all_contracts().values()):
@@ -79,7 +84,7 @@ def department_sql() -> tuple[str, str, str]:
             alias = f"ref{i}"
             # Only the referenced rows some quarantined row names (a semi-join built on the
             # quarantine): a plain join would hash the whole referenced table (70M cases).
-            wanted = (f"SELECT {ours} FROM quality.quarantine AS q "
+            wanted = (f"SELECT {ours} FROM {quarantine} AS q "
                       f"WHERE q.dataset = {literal(contract.name)}")
             joins.append(f"LEFT JOIN (SELECT {quote(ref_col)}, {quote(dept)} FROM latest.{quote(ref_ds)} "
                          f"WHERE {quote(ref_col)} IN ({wanted})) AS {alias} "
@@ -94,24 +99,39 @@ def department_sql() -> tuple[str, str, str]:
             case.format(" ".join(names)) if names else "NULL", "\n".join(joins))
 
 
-def rejected_rows_sql() -> str:
-    code, sent_name, joins = department_sql()
+def rejected_rows_sql(batch_ids: Sequence[str] | None = None) -> str:
+    """The rejected rows with their department and correction status (``quality.rejected_rows``).
+
+    ``batch_ids`` restricts them to those batches' rows before anything is joined: a review's
+    department is its case's, looked up in the cases (74 million at full volume) for every
+    quarantined review the rows include. Listing the rows of one run's batches read the whole
+    quarantine (1.5 million rows) that way: 9.5 s against 0.7 s for a month's 27,777.
+    """
+    quarantine = "quality.quarantine"
+    if batch_ids is not None:
+        listed = ", ".join(literal(b) for b in batch_ids) or "NULL"
+        quarantine = f"(SELECT * FROM quality.quarantine WHERE batch_id IN ({listed}))"
+    code, sent_name, joins = department_sql(quarantine)
+    # The department is a column of an inner SELECT, not a LATERAL subquery: DuckDB decorrelates
+    # a LATERAL with a join on every column it reads, raw values included, and such a plan ran
+    # out of memory listing a full-volume run's 1.5 million rows.
     return f"""
         SELECT q.batch_id, q.dataset, b.source_path, b.received_at, q.source_sheet, q.source_row,
-               dept.department_code,
-               coalesce(o.name, dept.department_sent,
-                        CASE WHEN dept.department_code IS NOT NULL
-                             THEN '未知部门' || dept.department_code END,
+               q.department_code,
+               coalesce(o.name, q.department_sent,
+                        CASE WHEN q.department_code IS NOT NULL
+                             THEN '未知部门' || q.department_code END,
                         {literal(UNKNOWN_DEPARTMENT)}) AS department,
                q.rule, q.rules, q.message, q.raw_values,
                c.corrected_by_batch, c.corrected_at,
                CASE WHEN c.outcome = 'loaded' THEN '已更正' WHEN c.outcome IS NOT NULL THEN '更正仍有误'
                     ELSE '待更正' END AS correction_status
-        FROM quality.quarantine AS q
+        FROM (SELECT q.batch_id, q.dataset, q.source_sheet, q.source_row, q.rule, q.rules, q.message,
+                     q.raw_values, {code} AS department_code, {sent_name} AS department_sent
+              FROM {quarantine} AS q
+              {joins}) AS q
         JOIN quality.load_batches AS b USING (batch_id)
-        {joins}
-        CROSS JOIN LATERAL (SELECT {code} AS department_code, {sent_name} AS department_sent) AS dept
-        LEFT JOIN latest.org_units AS o ON o.code = dept.department_code
+        LEFT JOIN latest.org_units AS o ON o.code = q.department_code
         LEFT JOIN (SELECT * FROM quality.corrections
                    QUALIFY row_number() OVER (PARTITION BY batch_id, source_sheet, source_row
                                               ORDER BY corrected_at DESC, outcome = 'loaded' DESC) = 1) AS c
