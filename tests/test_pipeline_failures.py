@@ -46,6 +46,11 @@ def case_rows(root: Path) -> int:
         return con.execute("SELECT count(*) FROM core.service_cases").fetchall()[0][0]
 
 
+def staged_parts(root: Path) -> Path:
+    """Where a load stages its good rows (``assets.ingest.batch.StagedParts``): gone after every load."""
+    return root / "wh" / "gm.writer.duckdb.staging"
+
+
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     """Each failed step's error message, with the messages of the errors that caused it."""
     messages = []
@@ -74,6 +79,7 @@ def test_an_empty_key_fails_the_run_and_the_fixed_run_loads_every_case_file(land
     failed = [b for b in batches(root) if b[0] == "service_cases"]
     assert [(b[2], b[3]) for b in failed] == [("failed", "pipeline")]
     assert case_rows(root) == 0
+    assert not staged_parts(root).exists()  # the failed load's staged rows are removed too
     # registers carry no personal data: they loaded in the same run
     assert {b[0] for b in batches(root) if b[2] == "loaded"} == {"org_units", "service_items"}
 
@@ -113,7 +119,11 @@ def test_a_load_killed_half_way_is_rolled_back_and_loaded_again(landing):
         con.execute("UPDATE core.service_cases SET batch_id = 'half-way' WHERE batch_id <> 'half-way'")
         con.execute("UPDATE quality.load_batches SET batch_id = 'half-way' WHERE dataset = 'service_cases'")
         con.execute("UPDATE quality.quarantine SET batch_id = 'half-way' WHERE dataset = 'service_cases'")
+    left = staged_parts(root) / "half-way" / "part-000000.parquet"  # and the rows it had staged
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"PAR1")
     assert run(root).success
+    assert not staged_parts(root).exists()
     cases = [b for b in batches(root) if b[0] == "service_cases"]
     assert [(b[2], b[3]) for b in cases] == [("failed", "pipeline"), ("partially_loaded", None)]
     assert "中断" in cases[0][7]
