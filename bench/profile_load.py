@@ -1,6 +1,6 @@
 """Profile the loader alone: one generated case file into a fresh warehouse, under cProfile.
 
-    .venv/bin/python bench/profile_load.py [ROWS] [--workdir DIR] [--top N]
+    .venv/bin/python bench/profile_load.py [ROWS] [--workdir DIR] [--top N] [--plain]
 
 Loads the registers the case rules reference, then the case export, with ``load_file`` (what
 the core assets call per file), and prints the loader's phases (read, normalise, judge, merge)
@@ -37,6 +37,7 @@ def main() -> int:
     parser.add_argument("rows", nargs="?", default="1M", help="case rows: 1M (default), 10M, or a number")
     parser.add_argument("--workdir", help="reuse generated files here (default: a temp folder)")
     parser.add_argument("--top", type=int, default=30, help="functions listed (by cumulative time)")
+    parser.add_argument("--plain", action="store_true", help="time the load without cProfile (for A/B runs)")
     args = parser.parse_args()
 
     base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="govmetrics-profile-"))
@@ -52,7 +53,8 @@ def main() -> int:
         case_file = next((landing / "service_cases").glob("*.csv"))
         profiler = cProfile.Profile()
         started = time.perf_counter()
-        profiler.enable()
+        if not args.plain:
+            profiler.enable()
         result = load_file(con, contracts["service_cases"], case_file, landing, b"profile", progress=lambda _: None)
         profiler.disable()
         seconds = time.perf_counter() - started
@@ -60,7 +62,8 @@ def main() -> int:
     print(f"{case_file.name}: {result.status}, read {result.rows_read:,}, loaded {result.rows_loaded:,}, "
           f"quarantined {result.rows_quarantined:,} in {seconds:.1f} s")
     print("phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
+    if not args.plain:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
     return 0
 
 
