@@ -96,9 +96,10 @@ RESERVED = (ROW, TOTAL)
 SAMPLE_BYTES = 1 << 20  # encoding / layout sample of a text file
 TRANSCODE_BLOCK = 16 << 20
 # Source rows per chunk. Normalising a chunk holds a few dozen intermediate columns of it, so
-# this bounds the loader's memory: ~0.6 GiB at 100,000 rows against ~1 GiB at 250,000, at the
-# same speed.
-CHUNK_ROWS = 100_000
+# this bounds the loader's memory. The 10M case file (`bench/profile_load.py --plain`, alternating):
+# 57.1 / 57.9 s at 100,000 rows, 53.5 / 53.4 s at 250,000, 52.6 / 53.4 s at 500,000, each peaking
+# at 1.26, 1.26 and 1.52 GiB: fewer, larger chunks cost less per row in DuckDB and polars up to here.
+CHUNK_ROWS = 250_000
 # polars' streaming CSV source reads the file ahead of the consumer in pieces whose default size
 # grows with the file, so a 2-million-row file was held in memory while its first chunks were
 # still being normalised (peak RSS grew with the file). Bounded pieces keep the read-ahead small
