@@ -57,7 +57,7 @@ def test_empty_and_missing_stay_null() -> None:
     assert out["p"].to_list() == [None, None, None]
 
 
-@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"y" * 65, bytes(range(200))])
+@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"y" * 65, ("沈阳市大数据局" * 10).encode()])
 def test_any_key_length(key: bytes) -> None:
     out = pseudonymise(pl.DataFrame({"id": VALUES}), ["id"], key)
     assert out["id"].to_list() == [expected(v, key) for v in VALUES]
@@ -95,3 +95,9 @@ def test_empty_frame_and_bad_key() -> None:
     assert pseudonymise(empty, ["id"], KEY).height == 0
     with pytest.raises(ValueError):
         pseudonymise(pl.DataFrame({"id": ["x"]}), ["id"], b"")
+
+
+def test_a_key_that_is_not_text_is_refused_without_being_echoed() -> None:
+    with pytest.raises(ValueError, match="UTF-8") as raised:
+        pseudonymise(pl.DataFrame({"id": ["x"]}), ["id"], b"\xff\xfesecret")
+    assert "secret" not in str(raised.value)
