@@ -123,8 +123,9 @@ class StagedParts:
     """The good rows of the batch being loaded, one Parquet part per chunk, read as the TEMP view
     :data:`STAGING` by the duplicate search and the merge (which only read it).
 
-    Written by polars (LZ4), in a folder beside the working file (``<file>.staging/<batch>``; a
-    temporary folder for an in-memory database). Appending the chunks to a DuckDB TEMP table
+    Written by polars, uncompressed (193 bytes a case against LZ4's 164, and 2 s less of a 10M-row
+    load), in a folder beside the working file (``<file>.staging/<batch>``; a temporary folder for
+    an in-memory database). Appending the chunks to a DuckDB TEMP table
     (held in memory, spilled past the writer's memory limit) was a third of judging: a 10M-row
     file's judge phase took 34 s of its thread with it and 27 s with the parts, the whole load
     57 s and 53 s. The parts hold what the warehouse holds (personal data as keyed hashes) and
@@ -150,7 +151,8 @@ class StagedParts:
         self.parts = 0
 
     def write(self, frame: pl.DataFrame) -> None:
-        frame.write_parquet(self.folder / f"part-{self.parts:06d}.parquet", compression="lz4", statistics=False)
+        part = self.folder / f"part-{self.parts:06d}.parquet"
+        frame.write_parquet(part, compression="uncompressed", statistics=False)
         self.parts += 1
         if self.parts == 1:
             self._con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGING} AS SELECT * FROM read_parquet("
