@@ -125,12 +125,12 @@ class StagedParts:
 
     Written by polars, uncompressed (193 bytes a case against LZ4's 164, and 2 s less of a 10M-row
     load), in a folder beside the working file (``<file>.staging/<batch>``; a temporary folder for
-    an in-memory database). Appending the chunks to a DuckDB TEMP table
-    (held in memory, spilled past the writer's memory limit) was a third of judging: a 10M-row
-    file's judge phase took 34 s of its thread with it and 27 s with the parts, the whole load
-    57 s and 53 s. The parts hold what the warehouse holds (personal data as keyed hashes) and
-    are removed when the load ends, however it ends; a folder a killed process left behind is
-    removed by the next load (the writer's file lock lets one load run at a time).
+    an in-memory database). Appending the chunks to a DuckDB TEMP table (held in memory, spilled
+    past the writer's memory limit) was a third of judging: a 10M-row file's judge phase took 34 s
+    of its thread with it and 27 s with the parts, the whole load 57 s and 53 s. The parts hold
+    what the warehouse holds (personal data as keyed hashes) and are removed when the load ends,
+    however it ends; a folder a killed process left behind is removed by the next load (the
+    writer's file lock lets one load run at a time).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, batch_id: str) -> None:
@@ -467,7 +467,7 @@ def _stage(con, contract: Contract, path: Path, size: int, result: BatchResult, 
                 seq += frame.height
                 del chunk
                 # the whole chunk: the rules never read __raw, so DuckDB never scans it (dropping
-                # it first cost a copy, 0.5 s of judging per million rows)
+                # it first made judging ~0.4 s per million rows slower, measured)
                 con.register("govmetrics_chunk", arrow(frame))
                 broken = pl.from_arrow(con.sql(judged).to_arrow_table())
                 con.unregister("govmetrics_chunk")
