@@ -63,6 +63,13 @@ def test_any_key_length(key: bytes) -> None:
     assert out["id"].to_list() == [expected(v, key) for v in VALUES]
 
 
+def test_placeholders_are_no_ones_identity() -> None:
+    frame = pl.DataFrame({"p": ["-", " 无 ", "N/A", "13800138000", None]})
+    out = pseudonymise(frame, ["p"], KEY, missing=["-", "无", "N/A"])
+    assert out["p"].to_list() == [None, None, None, expected("13800138000"), None]
+    assert pseudonymise(frame, ["p"], KEY)["p"].to_list()[:3] == [expected("-"), expected("无"), expected("N/A")]
+
+
 def test_different_keys_differ_and_several_columns() -> None:
     frame = pl.DataFrame({"a": ["21010219900101123X"], "b": ["13800138000"], "c": ["keep"]})
     one = pseudonymise(frame, ["a", "b"], KEY)

@@ -1072,18 +1072,8 @@ def normalise(
     pii = set(contract.pii_columns)
     to_hash = [s for s, name in match.mapping.items() if name in pii and s in sources]
     to_hash += [s for s in match.hashed_extras if s in sources]
-    if to_hash:
-        # a placeholder ('-', 'N/A', '无') is no one's identity: missing, not hashed
-        frame = frame.with_columns(
-            [
-                pl.when(nfkc_trimmed(pl.col(s)).is_in(TYPED_PLACEHOLDERS))
-                .then(None)
-                .otherwise(pl.col(s))
-                .alias(s)
-                for s in to_hash
-            ]
-        )
-        frame = pseudonymise(frame, to_hash, pii_key)
+    if to_hash:  # a placeholder ('-', 'N/A', '无') is no one's identity: missing, not hashed
+        frame = pseudonymise(frame, to_hash, pii_key, missing=TYPED_PLACEHOLDERS)
 
     mapping = {s: n for s, n in match.mapping.items() if s in sources}
     header_units = dict(match.header_units)

@@ -14,6 +14,8 @@ a quarter of all the CPU time a case file's load took.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 import polars_hash  # noqa: F401  (registers the ``chash`` expression namespace)
 
@@ -37,18 +39,22 @@ def nfkc_trimmed(e: pl.Expr) -> pl.Expr:
     return pl.coalesce(wide.str.normalize("NFKC"), text).str.strip_chars()
 
 
-def normalised_text(column: str) -> pl.Expr:
-    """The text that is hashed: NFKC, trimmed; empty → null."""
+def normalised_text(column: str, missing: Sequence[str] = ()) -> pl.Expr:
+    """The text that is hashed: NFKC, trimmed; empty or one of ``missing`` → null."""
     text = nfkc_trimmed(pl.col(column))
-    return pl.when(text.str.len_bytes() > 0).then(text).otherwise(None)
+    present = text.str.len_bytes() > 0
+    if missing:
+        present &= ~text.is_in(list(missing))
+    return pl.when(present).then(text).otherwise(None)
 
 
-def pseudonymise(frame: pl.DataFrame, columns: list[str], key: bytes) -> pl.DataFrame:
-    """Replace each of ``columns`` by HMAC-SHA256(key, NFKC-trimmed value) as lowercase hex; nulls
-    stay null.
+def pseudonymise(frame: pl.DataFrame, columns: list[str], key: bytes,
+                 missing: Sequence[str] = ()) -> pl.DataFrame:
+    """Replace each of ``columns`` by HMAC-SHA256(key, NFKC-trimmed value) as lowercase hex; nulls,
+    empty values and the placeholders in ``missing`` (``'-'``, ``'无'``: no one's identity) are null.
     """
     secret = key_text(key)
     columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
     return frame.with_columns(
-        [normalised_text(c).chash.hmac_sha256(key=secret).cast(pl.String).alias(c) for c in columns]
+        [normalised_text(c, missing).chash.hmac_sha256(key=secret).cast(pl.String).alias(c) for c in columns]
     )
