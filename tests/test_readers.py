@@ -142,6 +142,27 @@ def test_csv_title_unit_rows_blank_rows_totals_and_row_numbers(tmp_path: Path) -
     assert rows["column_4"].to_list() == [None, None, None, "备注"]
 
 
+def test_csv_footers_blank_first_cells_and_wide_totals(tmp_path: Path) -> None:
+    """Rows are looked at cell by cell only when their first cell is empty or a footer: each such
+    case is still told apart from a record."""
+    lines = [
+        "办件编号,实施部门编码,办件量",  # 1
+        "A1,210100,3",  # 2
+        ",210200,4",  # 3 first cell empty, still a record
+        " ,　,",  # 4 blank (ASCII and ideographic spaces)
+        ",填表人：张三,审核人：李四",  # 5 footer with an empty first cell
+        "注：数据截至月底,,",  # 6 footer
+        "注：见附件,210300,5",  # 7 a record: its other cells are data
+        "⼩计,,7",  # 8 totals written with the Kangxi radical for 小 (NFKC: 小计)
+        "全市 合计：,,19",  # 9 totals
+    ]
+    path = tmp_path / "footers.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, rows = one(path)
+    assert rows["__row"].to_list() == [2, 3, 7, 8, 9]
+    assert rows["__total"].to_list() == [False, False, False, True, True]
+
+
 def test_tab_and_semicolon_separated(tmp_path: Path) -> None:
     for sep in ("\t", ";"):
         path = tmp_path / "t.txt"
