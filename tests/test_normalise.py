@@ -622,3 +622,33 @@ def test_timestamp_fast_path_agrees_with_the_general_parse():
     want = general_plan.run(frame.lazy()).select(pl.col(general).cast(pl.String)).collect().to_series().to_list()
     assert got == want
     assert got[0] == "2023-01-05 09:30:00.000000" and got[5] is None and got[6] == "2024-02-29 10:00:00.000000"
+
+
+def test_repeated_values_parse_once_with_the_same_result() -> None:
+    """A column with few distinct values is parsed once per value and spread back over the rows
+    (``_parsed_by_value``); every row must come out as it does when each row is parsed alone."""
+    from assets.ingest import normalise as n
+
+    columns = ["评价编号", "办件编号", "评价等级", "评价渠道", "评价时间", "是否默认评价"]
+    cycle = [
+        ["5", " ＡＰＰ ", "2023/3/1 10:00", "Y"],
+        ["非常满意", "小程序", "44986.5", "否"],
+        ["★★", None, "2023-03-01 09:30:00", "-"],
+        ["六星", "", "下午2:30", "maybe"],
+        [None, "窗口", "2月30日", "已默认"],
+    ]
+    rows = [[f"PJ{i}", f"BJ{i}", *cycle[i % len(cycle)]] for i in range(4 * n.SAMPLE_ROWS)]
+    contract = get_contract("service_reviews")
+    match = match_headers(table_of(columns), contract)
+    frame = frame_of(columns, rows)
+    whole = normalise(frame, match, contract, KEY)
+    # the same rows, each normalised in a frame too short for the by-value path
+    alone = pl.concat([normalise(frame.slice(i, 1), match, contract, KEY) for i in range(len(cycle))])
+    parsed = ["rating", "channel", "reviewed_at", "auto_review"]
+    flags = [f"{c}__invalid" for c in parsed]
+    assert whole.head(len(cycle)).select(parsed + flags).equals(alone.select(parsed + flags))
+    assert whole.tail(len(cycle)).select(parsed + flags).equals(alone.select(parsed + flags))
+    assert whole["rating"].head(len(cycle)).to_list() == [5, 5, 2, None, None]
+    assert whole["rating__invalid"].head(len(cycle)).to_list() == [False, False, False, True, False]
+    # the path was taken: the rating column has 4 distinct values in 8,000 rows
+    assert n._parsed_by_value(frame["评价等级"], contract.column("rating"), None, 0) is not None
