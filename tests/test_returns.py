@@ -177,6 +177,38 @@ def test_cells_stay_text_and_chinese_columns_are_wide_enough(tmp_path):
     assert widths[3] >= 1.8 * len(message)  # 问题说明: a Chinese character is two Latin ones wide
 
 
+def test_any_cell_text_reads_back_as_it_was_sent(tmp_path):
+    """The data rows are written as XML by polars (``_rows_xml``): markup, Excel's own _xHHHH_
+    escapes, control characters, spaces at the ends, emoji and a cell past Excel's limit all read
+    back as sent (the last cut at 32,767 characters), and every part of the workbook is well-formed XML."""
+    import json
+    import zipfile
+    from xml.dom import minidom
+
+    from warehouse.returns import MAX_CELL_CHARS, write_workbook
+
+    texts = ['<a href="x">&amp;</a>', "_x0041_ 与 _X0041_", "制表\t换行\n回车\r响铃\x07空\x00", "  两端空格  ",
+             "😀 𠀀", "长" * (MAX_CELL_CHARS + 10), "", None]
+    n = len(texts)
+    rows = pl.DataFrame({
+        "dataset": ["service_cases"] * n, "source_path": ["service_cases/办件明细.csv"] * n,
+        "rule": ["not_in_set"] * n, "rule_rows": [n] * n, "file_rows": [n] * n, "message": ["请改正"] * n,
+        "reference": [f"b|x|{i}" for i in range(2, n + 2)], "source_row": list(range(2, n + 2)),
+        "raw_values": [json.dumps({"办件编号": f"C{i}", "申办渠道": t}, ensure_ascii=False)
+                       for i, t in enumerate(texts)],
+    })
+    book = write_workbook(rows, tmp_path / "退回清单.xlsx", "市营商局", "2023-03")
+    with zipfile.ZipFile(book) as z:
+        for member in z.namelist():
+            if member.endswith((".xml", ".rels", ".vml")):
+                minidom.parseString(z.read(member))
+    data = sheets(book)["1_办件明细"]
+    want = [t[:MAX_CELL_CHARS] if t else None for t in texts]
+    assert data["申办渠道"].to_list() == want
+    assert data["办件编号"].to_list() == [f"C{i}" for i in range(n)]
+    assert data["原行号"].to_list() == list(range(2, n + 2))
+
+
 def _deliver_fixed(book: Path, target: Path) -> None:
     """What a clerk does: fix the highlighted cell, save, deliver back (cover sheet kept)."""
     content = sheets(book)

@@ -31,6 +31,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -50,7 +51,7 @@ FAULT = "__fault"  # hidden helper column: |header|header| of the cells at fault
 MASK = "（个人信息已脱敏，不改动则沿用原值）"
 HASHED = r"^[0-9a-f]{64}$"  # how the loader's keyed hash (HMAC-SHA256, hex) looks
 ROWS_PER_FILE = 10_000
-PARALLEL_FROM_ROWS = 20_000  # below this, starting worker processes costs more than it saves
+PARALLEL_FROM_ROWS = 100_000  # below this, starting worker processes costs more than it saves
 MAX_COLUMN_PIXELS = 1790  # xlsxwriter's cap on a fitted column (255 characters)
 
 
@@ -201,23 +202,81 @@ def write_workbook(rows: pl.DataFrame, path: Path, department: str, period: str)
                                                    f"其余见 govmetrics quarantine 或 quality.rejected_rows")
         cover.write(9 + by_rule.height + cut.height, 0, MARKER)  # how the loader recognises a returned workbook
 
+        sheets = {}
         for i, ((dataset, source), part) in enumerate(
                 rows.group_by("dataset", "source_path", maintain_order=True), 1):
             sheet, headers = _sheet(part)
-            name = f"{i}_{contracts[dataset].title_zh}"[:31]
+            ws = wb.add_worksheet(f"{i}_{contracts[dataset].title_zh}"[:31])
+            # the table over every row; its data rows go in once the workbook is closed (_fill_rows)
+            ws.add_table(0, 0, sheet.height, sheet.width - 1, {
+                "style": "Table Style Light 1",
+                "columns": [{"header": c, "header_format": bold} for c in sheet.columns]})
             helper = _column_letter(sheet.columns.index(FAULT))
-            conditional = {}
             for h in headers:
+                j = sheet.columns.index(h)
                 needle = h.replace('"', '""').replace("~", "~~").replace("*", "~*").replace("?", "~?")
-                conditional[h] = {"type": "formula", "criteria": f'=ISNUMBER(SEARCH("|{needle}|",${helper}2))',
-                                  "format": fault}
-            sheet.write_excel(wb, name, column_widths=_column_widths(sheet), conditional_formats=conditional,
-                              hidden_columns=[FAULT],
-                              table_style="Table Style Light 1", header_format={"bold": True})
-            ws = wb.get_worksheet_by_name(name)
+                ws.conditional_format(1, j, sheet.height, j, {
+                    "type": "formula", "criteria": f'=ISNUMBER(SEARCH("|{needle}|",${helper}2))', "format": fault})
+            for j, (column, pixels) in enumerate(_column_widths(sheet).items()):
+                ws.set_column_pixels(j, j, pixels, None, {"hidden": True} if column == FAULT else {})
             ws.write_comment(0, 0, f"来源文件：{source}；数据集：{dataset}")
             ws.freeze_panes(1, 3)
+            sheets[f"xl/worksheets/sheet{ws.index + 1}.xml"] = sheet
+    _fill_rows(path, {member: (f"A1:{_column_letter(sheet.width - 1)}{sheet.height + 1}", _rows_xml(sheet, 2))
+                      for member, sheet in sheets.items()})
     return path
+
+
+# Characters XML 1.0 cannot hold, written as Excel's _xHHHH_ escapes (as xlsxwriter writes them).
+_CONTROL = [chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20))]
+MAX_CELL_CHARS = 32_767  # Excel's limit for the text of one cell
+
+
+def _xml_text(text: pl.Expr) -> pl.Expr:
+    """Cell text as XML character data that Excel reads back as ``text``: a literal ``_xHHHH_``
+    kept literal, markup escaped, control characters as ``_xHHHH_``, cut at Excel's limit."""
+    return (text.str.slice(0, MAX_CELL_CHARS)
+            .str.replace_all(r"_(x[0-9A-Fa-f]{4}_)", "_x005F_$1")
+            .str.replace_many(["&", "<", ">"], ["&amp;", "&lt;", "&gt;"])
+            .str.replace_many(_CONTROL, [f"_x{ord(c):04X}_" for c in _CONTROL]))
+
+
+def _rows_xml(sheet: pl.DataFrame, first_row: int) -> str:
+    """The ``<row>`` elements of ``sheet`` from worksheet row ``first_row`` (1-based) on, built in
+    polars: xlsxwriter writes a cell in Python (~100,000 cells a second), and a department's sheet
+    of 10,000 rows has 160,000. Text is an inline string; empty and null cells are left out."""
+    row = pl.int_range(first_row, first_row + pl.len()).cast(pl.String)
+    cells = []
+    for j, (name, dtype) in enumerate(sheet.schema.items()):
+        ref = [pl.lit(f'<c r="{_column_letter(j)}'), row, pl.lit('"')]
+        value = pl.col(name).cast(pl.String)
+        if dtype.is_numeric():
+            cell = pl.concat_str([*ref, pl.lit("><v>"), value, pl.lit("</v></c>")])
+        else:
+            inline = pl.lit(' t="inlineStr"><is><t xml:space="preserve">')
+            cell = pl.when(value.str.len_bytes() > 0).then(
+                pl.concat_str([*ref, inline, _xml_text(value), pl.lit("</t></is></c>")]))
+        cells.append(cell.fill_null(""))
+    rows = pl.concat_str([pl.lit('<row r="'), row, pl.lit('">'), *cells, pl.lit("</row>")])
+    return sheet.select(rows.str.join("")).item() if sheet.height else ""
+
+
+def _fill_rows(path: Path, sheets: dict[str, tuple[str, str]]) -> None:
+    """Append generated rows to the sheets of the closed workbook at ``path``: ``sheets`` maps a
+    worksheet's member name to (its used range, its rows' XML)."""
+    partial = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(path) as written, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+        for member in written.infolist():
+            data = written.read(member)
+            if member.filename in sheets:
+                used, rows = sheets[member.filename]
+                xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{used}"/>', data.decode("utf-8"), count=1)
+                head, end, tail = xml.partition("</sheetData>")
+                if not end:
+                    raise RuntimeError(f"{member.filename} of {path.name} has no sheetData to fill")
+                data = f"{head}{rows}{end}{tail}".encode()
+            out.writestr(member, data)
+    os.replace(partial, path)
 
 
 def write_returns(con: duckdb.DuckDBPyConnection, out_dir: Path, run_id: str,
@@ -225,9 +284,11 @@ def write_returns(con: duckdb.DuckDBPyConnection, out_dir: Path, run_id: str,
                   parallel_from_rows: int = PARALLEL_FROM_ROWS) -> list[Path]:
     """Write this run's workbooks under ``out_dir``; returns their paths (none if nothing was rejected).
 
-    XLSX is written cell by cell in Python (about 100,000 cells a second): at full volume the
-    workbooks of 64 departments took 94 s on one core. From ``parallel_from_rows`` rows on, they
-    are shared out, largest first, among one worker process per core (:func:`_write_in_workers`).
+    A workbook's frame (cover sheet, table, formats, comments) is written by xlsxwriter and its
+    data rows by polars (:func:`_rows_xml`): about 30,000 rows a second, where xlsxwriter's cell
+    by cell writing managed 6,000 (the 138,889 rejected rows of a 10M-row export: 3.6 s against
+    ~17 s of CPU). From ``parallel_from_rows`` rows on, the workbooks are shared out, largest first,
+    among one worker process per core (:func:`_write_in_workers`), each of which takes ~1 s to start.
     """
     run_date = run_date or datetime.now()
     rows = rejected_this_run(con, run_id, rows_per_file)
