@@ -18,6 +18,7 @@ import polars as pl
 from assets.ingest import corrections
 from assets.ingest.batch import (
     BatchResult,
+    SeenFiles,
     load_file,
     peak_rss_mib,
     pending_files,
@@ -199,13 +200,14 @@ def build_core_asset(contract: Contract) -> dg.AssetsDefinition:
             except KeyMismatch as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
             recover_interrupted(con, contract.name)
-            files = pending_files(con, landing.root, contract.name)
+            seen = SeenFiles(con, contract.name)
+            files = pending_files(con, landing.root, contract.name, seen)
             context.log.info(f"{contract.name}: {len(files)} new file(s) in {landing.root / contract.name}")
             for i, path in enumerate(files, 1):
                 context.log.info(f"[{i}/{len(files)}] loading {path.name}")
                 results.append(load_file(con, contract, path, landing.root, personal_data_key.key_bytes,
                                          context.run.run_id, progress=context.log.info,
-                                         limits=landing.limits))
+                                         limits=landing.limits, known_digest=seen.digest(path)))
                 if results[-1].status != "duplicate" and corrections.is_correction(path):
                     outcome = corrections.apply(con, contract, results[-1].batch_id, personal_data_key.key_bytes)
                     context.log.info(f"{path.name}: returned workbook, {outcome}")
