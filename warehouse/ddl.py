@@ -101,6 +101,13 @@ AS_OF_COMMENT = (
 )
 
 
+# A keyed hash is 64 random hex digits: DuckDB's default string compression (FSST, dictionary)
+# analyses each segment for nothing and stores it in 646 MiB per 10M cases (two columns) at
+# 10.3 s of CPU; zstd stores it in 722 MiB at 7.4 s and scans as fast. Tables created before
+# keep their compression: the setting is chosen when a column is created.
+PII_COMPRESSION = " USING COMPRESSION zstd"
+
+
 def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
     """(name, type, comment) of every column of ``core.<dataset>``, in order."""
     cols = []
@@ -114,7 +121,7 @@ def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
             comment += f"；单位：{c.unit}"
         if c.type == "as_of":
             comment += AS_OF_COMMENT
-        cols.append((c.name, c.duckdb_type, comment))
+        cols.append((c.name, c.duckdb_type + (PII_COMPRESSION if c.pii else ""), comment))
         if c.flag_column:
             ref_ds, _ = c.reference
             cols.append((c.flag_column, "BOOLEAN", f"{c.zh}在{ref_ds}中尚未找到（已保留并标记）"))
