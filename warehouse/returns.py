@@ -250,7 +250,7 @@ def _rows_xml(sheet: pl.DataFrame, first_row: int) -> str:
     for j, (name, dtype) in enumerate(sheet.schema.items()):
         ref = [pl.lit(f'<c r="{_column_letter(j)}'), row, pl.lit('"')]
         value = pl.col(name).cast(pl.String)
-        if dtype.is_numeric():
+        if dtype.is_integer():  # 原行号; everything else is the department's text
             cell = pl.concat_str([*ref, pl.lit("><v>"), value, pl.lit("</v></c>")])
         else:
             inline = pl.lit(' t="inlineStr"><is><t xml:space="preserve">')
@@ -265,18 +265,21 @@ def _fill_rows(path: Path, sheets: dict[str, tuple[str, str]]) -> None:
     """Append generated rows to the sheets of the closed workbook at ``path``: ``sheets`` maps a
     worksheet's member name to (its used range, its rows' XML)."""
     partial = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(path) as written, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
-        for member in written.infolist():
-            data = written.read(member)
-            if member.filename in sheets:
-                used, rows = sheets[member.filename]
-                xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{used}"/>', data.decode("utf-8"), count=1)
-                head, end, tail = xml.partition("</sheetData>")
-                if not end:
-                    raise RuntimeError(f"{member.filename} of {path.name} has no sheetData to fill")
-                data = f"{head}{rows}{end}{tail}".encode()
-            out.writestr(member, data)
-    os.replace(partial, path)
+    try:
+        with zipfile.ZipFile(path) as written, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+            for member in written.infolist():
+                data = written.read(member)
+                if member.filename in sheets:
+                    used, rows = sheets[member.filename]
+                    xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{used}"/>', data.decode(), count=1)
+                    head, end, tail = xml.partition("</sheetData>")
+                    if not end:
+                        raise RuntimeError(f"{member.filename} of {path.name} has no sheetData to fill")
+                    data = f"{head}{rows}{end}{tail}".encode()
+                out.writestr(member, data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def write_returns(con: duckdb.DuckDBPyConnection, out_dir: Path, run_id: str,
