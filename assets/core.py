@@ -77,12 +77,16 @@ class Checked:
     scope: str  # scope.WHOLE or scope.NEW_ROWS
     why_whole: str | None = None  # why an expectation that could read fewer rows read them all
     scope_rows: int | None = None  # rows in the scope, for scope.NEW_ROWS
+    with_flagged: bool = False  # the scope holds the rows awaiting their reference (scope.reads_flagged)
 
     @property
     def scope_text(self) -> str:
-        if self.scope == scope.NEW_ROWS:
+        if self.scope == scope.NEW_ROWS and self.with_flagged:
             return (f"{self.scope_rows or 0:,} 行：本次运行载入的行及待匹配的行（其余行此前已通过，定义未变）"
                     f"/ {self.scope_rows or 0:,} rows: this run's rows and rows awaiting their reference")
+        if self.scope == scope.NEW_ROWS:
+            return (f"{self.scope_rows or 0:,} 行：本次运行载入的行（其余行此前已通过，定义未变）"
+                    f"/ {self.scope_rows or 0:,} rows: this run's rows")
         return "全表当前数据 / whole table" + (f" ({self.why_whole})" if self.why_whole else "")
 
 
@@ -123,19 +127,25 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
     work = writer_path(warehouse.published)
     settings = writer_config(work, warehouse.memory_limit)
     suite = f"{contract.name}_suite"
-    split, scope_rows = scope.Plan(list(specs), [], {}), None
+    split = scope.Plan(list(specs), [], {})
+    scoped_groups: dict[bool, list[ExpectationSpec]] = {}  # with the flagged rows or not -> specs
+    scope_rows: dict[bool, int] = {}
     if scoped:
         with warehouse.writer() as con:
             split = scope.plan(con, contract, specs)
-            if split.new_rows:
-                scope_rows = scope.create_scope(con, contract, batch_ids)
+            for spec in split.new_rows:
+                scoped_groups.setdefault(scope.reads_flagged(contract, spec), []).append(spec)
+            for flagged in scoped_groups:
+                scope_rows[flagged] = scope.create_scope(con, contract, batch_ids, flagged)
     try:
         outcomes = {o.name: Checked(o, scope.WHOLE, split.reasons.get(o.name) if scoped else None)
                     for o in run_suite(work, f"latest.{contract.name}", suite, split.whole, settings)}
-        outcomes |= {o.name: Checked(o, scope.NEW_ROWS, scope_rows=scope_rows)
-                     for o in run_suite(work, scope.scope_table(contract.name), suite, split.new_rows, settings)}
+        for flagged, group in scoped_groups.items():
+            table = scope.scope_table(contract.name, flagged)
+            outcomes |= {o.name: Checked(o, scope.NEW_ROWS, scope_rows=scope_rows[flagged], with_flagged=flagged)
+                         for o in run_suite(work, table, suite, group, settings)}
     finally:
-        if split.new_rows:
+        if scoped_groups:
             with warehouse.writer() as con:
                 scope.drop_scope(con, contract.name)
     checked = [outcomes[s.name] for s in specs]

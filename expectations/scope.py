@@ -12,9 +12,11 @@ so it needs to read again only the rows that could break it:
   on a new row, and ``keys_unique`` only on a key a new row carries: both see the whole
   failure in the scope. A run that loaded nothing for the dataset has an empty scope. Rows
   flagged as naming a record not loaded yet (``on_missing_reference: flag``: a review of a
-  case not yet exported) are in the scope too: they are the rows such a reference check fails
-  on, so that check keeps reading only the scope while it fails for them (the loader clears a
-  flag when the record arrives, ``refresh_reference_flags``);
+  case not yet exported) are in the scope of that reference check too (:func:`reads_flagged`):
+  they are the rows it fails on, so it keeps reading only its scope while it fails for them
+  (the loader clears a flag when the record arrives, ``refresh_reference_flags``). The other
+  expectations were checked on those rows when they were loaded and do not read them again
+  (1.9M flagged reviews at full volume cost the review suite ~4 s a month);
 * an expectation reads the **whole table** instead when its newest recorded outcome does not
   vouch for the rows already there: none is recorded, it failed (the table still holds the
   rows that broke it: it is re-checked whole until they are gone), or it was recorded for
@@ -124,15 +126,24 @@ SCHEMA = "quality"
 PREFIX = "gx_scope_"
 
 
-def scope_table(dataset: str) -> str:
-    """Where a run's scope of ``dataset`` is written while its suite reads it (unquoted: the
-    dataset names are identifiers, and ``gx_runner.run_suite`` takes ``schema.table``)."""
-    return f"{SCHEMA}.{PREFIX}{dataset}"
+def reads_flagged(contract: Contract, spec: ExpectationSpec) -> bool:
+    """Whether ``spec`` is the reference check of a column whose missing references are flagged:
+    the one expectation whose scope holds the flagged rows."""
+    return any(c.flag_column and spec.name == f"{c.name}_references_{c.reference[0]}" for c in contract.columns)
 
 
-def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: list[str]) -> int:
+def scope_table(dataset: str, flagged: bool = False) -> str:
+    """Where a run's scope of ``dataset`` (``flagged``: with the flagged rows) is written while its
+    suite reads it (unquoted: the dataset names are identifiers, and ``gx_runner.run_suite`` takes
+    ``schema.table``)."""
+    return f"{SCHEMA}.{PREFIX}{dataset}" + ("_flagged" if flagged else "")
+
+
+def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: list[str],
+                 flagged: bool = False) -> int:
     """Write the run's scope of ``contract`` (current rows sharing a key with a row of
-    ``batch_ids``, and flagged rows) to :func:`scope_table`, for GX to read; returns its row count.
+    ``batch_ids``, and with ``flagged`` the flagged rows) to :func:`scope_table`, for GX to read;
+    returns its row count.
 
     Built in parts so that only the rows of the scope are read whole: a semi join that keeps
     every column reads all of them for the whole table (13 s against 1 s for a 2,000,000-row
@@ -142,24 +153,26 @@ def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: 
     latest = f"latest.{quote(contract.name)}"
     keys = ", ".join(quote(k) for k in contract.keys)
     new = f"batch_id IN ({', '.join(literal(b) for b in batch_ids)})" if batch_ids else "false"
-    flagged = " OR ".join(quote(f) for f in contract.flag_columns)
+    flags = " OR ".join(quote(f) for f in contract.flag_columns) if flagged else ""
     parts = [f"SELECT * FROM {latest} WHERE {new}"]
-    if flagged:
-        parts.append(f"SELECT * FROM {latest} WHERE ({flagged}) AND NOT ({new})")
+    if flags:
+        parts.append(f"SELECT * FROM {latest} WHERE ({flags}) AND NOT ({new})")
     (shared,), = con.execute(
         f"""CREATE OR REPLACE TEMP TABLE gx_scope_keys AS SELECT {keys} FROM {latest}
             SEMI JOIN (SELECT {keys} FROM {latest} WHERE {new}) USING ({keys}) WHERE NOT ({new})""").fetchall()
     if shared:
         parts.append(f"SELECT * FROM {latest} SEMI JOIN gx_scope_keys USING ({keys}) WHERE NOT ({new})"
-                     + (f" AND NOT coalesce({flagged}, false)" if flagged else ""))
-    con.execute(f"CREATE OR REPLACE TABLE {_quoted(contract.name)} AS " + "\nUNION ALL\n".join(parts))
+                     + (f" AND NOT coalesce({flags}, false)" if flags else ""))
+    table = _quoted(contract.name, flagged)
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS " + "\nUNION ALL\n".join(parts))
     con.execute("DROP TABLE gx_scope_keys")
-    return con.execute(f"SELECT count(*) FROM {_quoted(contract.name)}").fetchall()[0][0]
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
 def drop_scope(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {_quoted(dataset)}")
+    for flagged in (False, True):
+        con.execute(f"DROP TABLE IF EXISTS {_quoted(dataset, flagged)}")
 
 
-def _quoted(dataset: str) -> str:
-    return f"{quote(SCHEMA)}.{quote(PREFIX + dataset)}"
+def _quoted(dataset: str, flagged: bool = False) -> str:
+    return f"{quote(SCHEMA)}.{quote(PREFIX + dataset + ('_flagged' if flagged else ''))}"
