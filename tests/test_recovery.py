@@ -87,3 +87,23 @@ def test_kill_9_at_any_stage_then_the_next_run_recovers(tmp_path, stage):
 
     with duckdb.connect(str(site.warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM latest.service_cases").fetchall() == [(gbk["loaded"] + js["loaded"],)]
+
+
+def test_recovery_drops_the_scope_tables_a_dead_run_left(tmp_path):
+    """The copies of rows a killed run's suites were reading, with and without flagged rows."""
+    import duckdb
+
+    from expectations import scope
+    from warehouse.recovery import recover
+    from warehouse.writer import writer_path
+
+    published = tmp_path / "gm.duckdb"
+    with duckdb.connect(str(writer_path(published))) as con:
+        con.execute("CREATE SCHEMA quality")
+        for flagged in (False, True):
+            con.execute(f"CREATE TABLE {scope.scope_table('service_reviews', flagged)} AS SELECT 1 AS x")
+        con.execute("CREATE TABLE quality.load_batches AS SELECT 1 AS x")
+    recover(published, "dead-run", None)
+    with duckdb.connect(str(writer_path(published)), read_only=True) as con:
+        assert [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()] \
+            == ["load_batches"]

@@ -8,7 +8,7 @@ to take the writer lock (``pipelines.lock`` names the dead holder):
 * its Dagster run still says STARTED: it is marked failed in the run storage;
 * its ``quality.check_results`` rows, possibly only some of a suite: deleted (the checks run
   again on the next materialisation), and the copies of rows its suites were reading
-  (``quality.gx_scope_<dataset>``, ``expectations.scope``): dropped;
+  (``quality.gx_scope_<dataset>[_flagged]``, ``expectations.scope``): dropped;
 * temp files: the interrupted publish's ``.<warehouse>.<pid>.tmp`` (and its block manifest's),
   DuckDB's spill directory next to the working file, and the readers' transcoded
   ``govmetrics-<pid>-*.utf8.csv``.
@@ -27,6 +27,7 @@ import dagster as dg
 import duckdb
 
 from expectations import scope
+from expectations.sql import quote
 from warehouse.writer import writer_path
 
 NOT_FINISHED = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED,
@@ -94,11 +95,10 @@ def recover(published: Path, dead_run_id: str | None, instance: dg.DagsterInstan
             if present:
                 done.check_results_removed = con.execute(
                     "DELETE FROM quality.check_results WHERE run_id = ?", [dead_run_id]).fetchall()[0][0]
-            for (dataset,) in con.execute(  # the rows its suites were reading (expectations.scope)
-                    "SELECT substr(table_name, length(?) + 1) FROM information_schema.tables "
-                    "WHERE table_schema = ? AND starts_with(table_name, ?)",
-                    [scope.PREFIX, scope.SCHEMA, scope.PREFIX]).fetchall():
-                scope.drop_scope(con, dataset)
+            for (table,) in con.execute(  # the rows its suites were reading (expectations.scope)
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+                    "AND starts_with(table_name, ?)", [scope.SCHEMA, scope.PREFIX]).fetchall():
+                con.execute(f"DROP TABLE IF EXISTS {quote(scope.SCHEMA)}.{quote(table)}")
     for p in leftover_files(published):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
