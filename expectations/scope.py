@@ -15,8 +15,7 @@ so it needs to read again only the rows that could break it:
   case not yet exported) are in the scope of that reference check too (:func:`reads_flagged`):
   they are the rows it fails on, so it keeps reading only its scope while it fails for them
   (the loader clears a flag when the record arrives, ``refresh_reference_flags``). The other
-  expectations were checked on those rows when they were loaded and do not read them again
-  (1.9M flagged reviews at full volume cost the review suite ~4 s a month);
+  expectations were checked on those rows when they were loaded and do not read them again;
 * an expectation reads the **whole table** instead when its newest recorded outcome does not
   vouch for the rows already there: none is recorded, it failed (the table still holds the
   rows that broke it: it is re-checked whole until they are gone), or it was recorded for
