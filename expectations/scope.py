@@ -40,9 +40,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from expectations.contract import Contract
+from expectations.contract import Column, Contract
 from expectations.sql import literal, quote
-from expectations.suites import ExpectationSpec
+from expectations.suites import ExpectationSpec, reference_check_name
 
 WHOLE = "whole"  # every current row of the dataset
 NEW_ROWS = "new_rows"  # the rows this run's batches touched (see the module docstring)
@@ -92,9 +92,8 @@ def _why_whole(con: duckdb.DuckDBPyConnection, contract: Contract, spec: Expecta
     recorded, success, checked_at = previous
     if recorded != digest(spec):
         return "its definition changed"
-    column = next((c for c in contract.columns
-                   if c.reference and spec.name == f"{c.name}_references_{c.reference[0]}"), None)
-    if not success and not (column and column.flag_column):  # flagged rows are in the scope
+    column = _checked_reference(contract, spec)
+    if not success and not (column and column.flag_column):  # flagged rows are in its scope
         return "it failed last time"
     return _reference_moved(con, *column.reference, checked_at) if column else None
 
@@ -125,17 +124,27 @@ SCHEMA = "quality"
 PREFIX = "gx_scope_"
 
 
+def _checked_reference(contract: Contract, spec: ExpectationSpec) -> Column | None:
+    """The column whose references ``spec`` checks, if it is a reference check."""
+    return next((c for c in contract.columns if c.reference and spec.name == reference_check_name(c)), None)
+
+
 def reads_flagged(contract: Contract, spec: ExpectationSpec) -> bool:
     """Whether ``spec`` is the reference check of a column whose missing references are flagged:
     the one expectation whose scope holds the flagged rows."""
-    return any(c.flag_column and spec.name == f"{c.name}_references_{c.reference[0]}" for c in contract.columns)
+    column = _checked_reference(contract, spec)
+    return bool(column and column.flag_column)
+
+
+def _table_name(dataset: str, flagged: bool) -> str:
+    return PREFIX + dataset + ("_flagged" if flagged else "")
 
 
 def scope_table(dataset: str, flagged: bool = False) -> str:
     """Where a run's scope of ``dataset`` (``flagged``: with the flagged rows) is written while its
     suite reads it (unquoted: the dataset names are identifiers, and ``gx_runner.run_suite`` takes
     ``schema.table``)."""
-    return f"{SCHEMA}.{PREFIX}{dataset}" + ("_flagged" if flagged else "")
+    return f"{SCHEMA}.{_table_name(dataset, flagged)}"
 
 
 def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: list[str],
@@ -174,4 +183,4 @@ def drop_scope(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
 
 
 def _quoted(dataset: str, flagged: bool = False) -> str:
-    return f"{quote(SCHEMA)}.{quote(PREFIX + dataset + ('_flagged' if flagged else ''))}"
+    return f"{quote(SCHEMA)}.{quote(_table_name(dataset, flagged))}"

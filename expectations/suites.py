@@ -101,6 +101,11 @@ def _num(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
+def reference_check_name(col: Column) -> str:
+    """The name of the expectation that checks ``col``'s references (``<col>_references_<dataset>``)."""
+    return f"{col.name}_references_{col.reference[0]}"
+
+
 def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
     specs: list[ExpectationSpec] = []
     c = quote(col.name)
@@ -163,7 +168,7 @@ def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
         )
         flag = col.on_missing_reference == "flag"
         specs.append(ExpectationSpec(
-            f"{col.name}_references_{ref_ds}", "UnexpectedRowsExpectation",
+            reference_check_name(col), "UnexpectedRowsExpectation",
             {"unexpected_rows_query": query}, WARN if flag else ERROR,
             f"{label}的值应存在于{ref_ds}.{ref_col}中"
             + ("（所引用记录可能尚未报送，仅提示）" if flag else ""),

@@ -233,7 +233,6 @@ def pending_files(con: duckdb.DuckDBPyConnection, landing: Path, dataset: str,
     return [p for p in landed_files(landing, dataset) if not seen.has(dataset, p, landing)]
 
 
-
 def relative(path: Path, landing: Path) -> str:
     try:
         return path.relative_to(landing).as_posix()
