@@ -81,12 +81,11 @@ class Checked:
 
     @property
     def scope_text(self) -> str:
-        if self.scope == scope.NEW_ROWS and self.with_flagged:
-            return (f"{self.scope_rows or 0:,} 行：本次运行载入的行及待匹配的行（其余行此前已通过，定义未变）"
-                    f"/ {self.scope_rows or 0:,} rows: this run's rows and rows awaiting their reference")
         if self.scope == scope.NEW_ROWS:
-            return (f"{self.scope_rows or 0:,} 行：本次运行载入的行（其余行此前已通过，定义未变）"
-                    f"/ {self.scope_rows or 0:,} rows: this run's rows")
+            rows = f"{self.scope_rows or 0:,}"
+            zh, en = (("本次运行载入的行及待匹配的行", "this run's rows and rows awaiting their reference")
+                      if self.with_flagged else ("本次运行载入的行", "this run's rows"))
+            return f"{rows} 行：{zh}（其余行此前已通过，定义未变）/ {rows} rows: {en}"
         return "全表当前数据 / whole table" + (f" ({self.why_whole})" if self.why_whole else "")
 
 
