@@ -605,3 +605,89 @@ def test_docs_list_every_kpi():
         assert f"`{entry['code']}`" in text, entry["code"]
     for f in marts.kpi_sql_files():
         assert f.path.name in text
+
+
+# --- the shared counts kept between builds -----------------------------------------------------
+
+T3 = datetime(2023, 4, 1, 8, 0)  # a load after every row of the fixture
+
+
+def marts_rows(con) -> dict[str, list[tuple]]:
+    return {
+        "kpi_values": con.execute(
+            "SELECT * EXCLUDE (run_id, computed_at) FROM marts.kpi_values ORDER BY ALL"
+        ).fetchall(),
+        "service_volume_monthly": con.execute(
+            "SELECT * FROM marts.service_volume_monthly ORDER BY ALL"
+        ).fetchall(),
+    }
+
+
+def shared_build(con) -> tuple[str, str | None]:
+    return con.execute("SELECT mode, reason FROM marts_state.watermark").fetchone()
+
+
+def from_scratch(con) -> dict[str, list[tuple]]:
+    """The marts rebuilt with no kept counts (the state dropped first)."""
+    con.execute("DROP SCHEMA marts_state CASCADE")
+    build_marts(con)
+    assert shared_build(con) == ("full", "no counts kept yet")
+    return marts_rows(con)
+
+
+def test_shared_counts_are_updated_from_what_changed(built):
+    """A later load changes cases and reviews in every way a load can: the next build reads only
+    the changed rows and gets the marts a rebuild from scratch gets."""
+    con, _ = built
+    assert shared_build(con) == ("full", "no counts kept yet")
+    # fmt: off
+    # C2 moves from D1 to D2 (its review R2 is unchanged: it must follow its case), a new case C8,
+    # and CX, the case R4 reviewed, arrives
+    con.execute("UPDATE core.service_cases SET valid_to = ? WHERE case_no = 'C2' AND valid_to IS NULL",
+                [T3])
+    cases(con, [
+        ("C2", "D2", "210103", "窗口办理", "2023-01-10 09:00", None, "2023-01-14 09:00", "已办结", "I1", False),
+        ("C8", "D1", "210102", "移动端", "2023-03-10 09:00", None, None, "在办", "I1", True),
+        ("CX", "D2", "210103001", "网上办理", "2023-01-30 09:00", None, None, "在办", "I2", False),
+    ], batch_id="sc3", valid_from=T3)
+    # R1 re-rated, R3 withdrawn, a new review R7 of C8
+    con.execute("UPDATE core.service_reviews SET valid_to = ? WHERE review_no IN ('R1', 'R3') "
+                "AND valid_to IS NULL", [T3])
+    reviews(con, [
+        ("R1", "C1", 1, "2023-02-01 10:00", False, "整改中"),
+        ("R7", "C8", 5, "2023-03-12 10:00", True, None),
+    ], batch_id="sr2", valid_from=T3)
+    # fmt: on
+    before = marts_rows(con)
+    build_marts(con, run_id="run-2")
+    assert shared_build(con) == ("delta", None)
+    # 4 case versions appended or closed; reviews of changed cases or changed themselves: R1 (twice),
+    # R2, R3, R4, R7
+    assert con.execute("SELECT changed_rows FROM marts_state.watermark").fetchone()[0] == 4 + 6
+    updated = marts_rows(con)
+    assert updated != before
+    assert updated == from_scratch(con)
+    # and a build with nothing new keeps every count
+    build_marts(con)
+    build_marts(con)
+    assert shared_build(con) == ("delta", None)
+    assert marts_rows(con) == updated
+
+
+def test_shared_counts_are_rebuilt_when_an_update_cannot_be_trusted(built):
+    """Rows deleted since the last build (a killed load undone), a load dated before it (a clock
+    set back) or changed counting SQL: the counts are rebuilt from every current row."""
+    con, _ = built
+    con.execute("DELETE FROM core.service_cases WHERE batch_id = 'sc2'")
+    build_marts(con)
+    assert shared_build(con) == ("full", "service_cases: rows deleted, or changed with a time before the last build")
+    assert marts_rows(con) == from_scratch(con)
+
+    reviews(con, [("R8", "C1", 4, "2023-02-03 10:00", False, None)], batch_id="sr3", valid_from=T1)
+    build_marts(con)
+    assert shared_build(con)[0] == "full"
+    assert marts_rows(con) == from_scratch(con)
+
+    con.execute("UPDATE marts_state.watermark SET digest = 'older'")
+    build_marts(con)
+    assert shared_build(con) == ("full", "the counting SQL changed")

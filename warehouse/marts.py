@@ -41,6 +41,7 @@ import yaml
 
 from expectations.contract import all_contracts
 from expectations.sql import literal, quote
+from warehouse import shared_counts
 from warehouse.workdays import build_calendar, check_coverage
 
 MART_TABLES = ("kpi_catalogue", "workday_calendar", "service_volume_monthly", "kpi_values")
@@ -48,13 +49,6 @@ CATALOGUE_PATH = Path(__file__).parent / "kpi_catalogue.yaml"
 SQL_DIR = Path(__file__).parent / "sql"
 KPI_SQL_DIR = SQL_DIR / "kpis"
 SERVICE_VOLUME_SQL = SQL_DIR / "marts" / "service_volume_monthly.sql"
-# Counts several marts read, each a TEMP table of the build named after its file, so that each
-# scan of the record tables (and the reviews-to-cases join) runs once per build: cases per month,
-# department, district and batch (the service volumes, the online rate, the cumulative volume);
-# reviews counted by their case's department and district (the service volumes, the cumulative
-# valid reviews).
-SHARED_COUNTS_SQL = (SQL_DIR / "marts" / "case_counts_by_batch.sql", SQL_DIR / "marts" / "review_counts_by_case.sql")
-
 PERIOD_GRAINS = ("month", "quarter", "year", "day")
 
 Columns = list[tuple[str, str, str]]  # (name, DuckDB type, Chinese comment)
@@ -317,17 +311,6 @@ def _build_catalogue(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _build_shared_counts(con: duckdb.DuckDBPyConnection) -> None:
-    for path in SHARED_COUNTS_SQL:
-        sql = path.read_text(encoding="utf-8").strip().rstrip(";")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(path.stem)} AS {sql}")
-
-
-def _drop_shared_counts(con: duckdb.DuckDBPyConnection) -> None:
-    for path in SHARED_COUNTS_SQL:
-        con.execute(f"DROP TABLE {quote(path.stem)}")
-
-
 def _build_service_volume(con: duckdb.DuckDBPyConnection) -> None:
     sql = SERVICE_VOLUME_SQL.read_text(encoding="utf-8").strip().rstrip(";")
     _check_shape(con, SERVICE_VOLUME_SQL.name, sql, SERVICE_VOLUME_MONTHLY[1])
@@ -435,11 +418,11 @@ def build_marts(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> di
         _build_catalogue(con)
         build_calendar(con)
         check_coverage(con)
-        _build_shared_counts(con)
+        shared_counts.refresh(con)
         _build_service_volume(con)
         _build_month_grid(con)
         _build_kpi_values(con, files, run_id, computed_at)
-        _drop_shared_counts(con)
+        shared_counts.drop_views(con)
         counts = {
             table: con.execute(f"SELECT count(*) FROM marts.{quote(table)}").fetchone()[0]
             for table in MART_TABLES
