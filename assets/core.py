@@ -135,7 +135,7 @@ def run_checks(log, warehouse: Warehouse, contract: Contract, specs: list[Expect
             for spec in split.new_rows:
                 scoped_groups.setdefault(scope.reads_flagged(contract, spec), []).append(spec)
             for flagged in scoped_groups:
-                scope_rows[flagged] = scope.create_scope(con, contract, batch_ids, flagged)
+                scope_rows[flagged] = scope.create_scope(con, contract, batch_ids, flagged, scoped_groups[flagged])
     try:
         outcomes = {o.name: Checked(o, scope.WHOLE, split.reasons.get(o.name) if scoped else None)
                     for o in run_suite(work, f"latest.{contract.name}", suite, split.whole, settings)}

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -148,28 +149,42 @@ def scope_table(dataset: str, flagged: bool = False) -> str:
 
 
 def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: list[str],
-                 flagged: bool = False) -> int:
+                 flagged: bool = False, specs: list[ExpectationSpec] | None = None) -> int:
     """Write the run's scope of ``contract`` (current rows sharing a key with a row of
     ``batch_ids``, and with ``flagged`` the flagged rows) to :func:`scope_table`, for GX to read;
     returns its row count.
 
+    Personal-data columns none of ``specs`` (the expectations that will read the scope) names
+    are left out: writing their hashes (64 hex digits each, compressed) was more than half of
+    writing a month's 2,000,000 cases (2.1 s against 0.9 s without them).
+
     Built in parts so that only the rows of the scope are read whole: a semi join that keeps
     every column reads all of them for the whole table (13 s against 1 s for a 2,000,000-row
     month in 72 million cases). The older rows sharing a key with a new one are found from the
-    key columns alone; there are none unless the loader's invariant broke.
+    key columns alone, among the rows whose keys lie between the new keys' least and greatest
+    (DuckDB skips the row groups outside from their min/max: a month's new case numbers follow
+    the older ones, 4.9 s → 0.07 s in 74 million cases); there are none unless the loader's
+    invariant broke.
     """
     latest = f"latest.{quote(contract.name)}"
     keys = ", ".join(quote(k) for k in contract.keys)
     new = f"batch_id IN ({', '.join(literal(b) for b in batch_ids)})" if batch_ids else "false"
     flags = " OR ".join(quote(f) for f in contract.flag_columns) if flagged else ""
-    parts = [f"SELECT * FROM {latest} WHERE {new}"]
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", json.dumps([s.kwargs for s in specs or []])))
+    unread = [quote(c) for c in contract.pii_columns if specs is not None and c not in named]
+    columns = f"* EXCLUDE ({', '.join(unread)})" if unread else "*"
+    parts = [f"SELECT {columns} FROM {latest} WHERE {new}"]
     if flags:
-        parts.append(f"SELECT * FROM {latest} WHERE ({flags}) AND NOT ({new})")
+        parts.append(f"SELECT {columns} FROM {latest} WHERE ({flags}) AND NOT ({new})")
+    bounds = con.execute(f"SELECT {', '.join(f'min({quote(k)}), max({quote(k)})' for k in contract.keys)} "
+                         f"FROM {latest} WHERE {new}").fetchone()
+    in_range = " AND ".join(f"{quote(k)} BETWEEN ? AND ?" for k in contract.keys)
     (shared,), = con.execute(
         f"""CREATE OR REPLACE TEMP TABLE gx_scope_keys AS SELECT {keys} FROM {latest}
-            SEMI JOIN (SELECT {keys} FROM {latest} WHERE {new}) USING ({keys}) WHERE NOT ({new})""").fetchall()
+            SEMI JOIN (SELECT {keys} FROM {latest} WHERE {new}) USING ({keys})
+            WHERE NOT ({new}) AND {in_range}""", list(bounds)).fetchall()
     if shared:
-        parts.append(f"SELECT * FROM {latest} SEMI JOIN gx_scope_keys USING ({keys}) WHERE NOT ({new})"
+        parts.append(f"SELECT {columns} FROM {latest} SEMI JOIN gx_scope_keys USING ({keys}) WHERE NOT ({new})"
                      + (f" AND NOT coalesce({flags}, false)" if flags else ""))
     table = _quoted(contract.name, flagged)
     con.execute(f"CREATE OR REPLACE TABLE {table} AS " + "\nUNION ALL\n".join(parts))

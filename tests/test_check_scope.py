@@ -75,6 +75,24 @@ def test_a_delivery_is_checked_on_its_own_rows(site):
                            "WHERE table_name LIKE 'gx_scope_%'").fetchall() == [(0,)]
 
 
+def test_the_scope_leaves_out_personal_data_no_expectation_reads(site):
+    warehouse = Warehouse(path=str(site["warehouse"]))
+    reads_phone = dataclasses.replace(SPECS[1], kwargs={"column": "applicant_phone"})
+
+    def columns(specs) -> set[str]:
+        with warehouse.writer() as con:
+            batches, rows = con.execute("SELECT list(DISTINCT batch_id), count(*) FROM latest.service_cases").fetchone()
+            assert scope.create_scope(con, CASES, batches, specs=specs) == rows
+            names = {c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {scope.scope_table(CASES.name)})")
+                     .fetchall()}
+            scope.drop_scope(con, CASES.name)
+        return names
+
+    assert {"applicant_id_no", "applicant_phone"} <= columns(None)  # nobody said what reads it
+    assert not {"applicant_id_no", "applicant_phone"} & columns(SPECS)
+    assert {"applicant_id_no", "applicant_phone"} & columns([*SPECS, reads_phone]) == {"applicant_phone"}
+
+
 def test_a_broken_new_row_fails_and_the_table_is_read_whole_until_it_is_gone(site):
     warehouse = Warehouse(path=str(site["warehouse"]))
     with warehouse.writer() as con:  # a loader bug: a second current version of C0001

@@ -4,7 +4,8 @@ The figures are SQL a reader can follow: ``sql/marts/service_volume_monthly.sql`
 ``sql/marts/case_counts_by_batch.sql``, cases counted per month, department, district and
 batch, which it shares with the online rate and the cumulative volume, and
 ``sql/marts/review_counts_by_case.sql``, reviews counted by their case's department, which it
-shares with the cumulative review KPI) and one file
+shares with the cumulative review KPI; both kept between builds and updated from the rows that
+changed, see ``warehouse/shared_counts.py``) and one file
 per KPI (or small family of KPIs sharing a shape) in ``sql/kpis/``. Each KPI file opens with a
 header naming the codes it computes (``-- kpi_codes: a, b`` or ``-- kpi_source: indicators`` for
 every catalogue KPI reported through the indicators dataset) and returns the figure columns

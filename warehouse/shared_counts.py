@@ -232,19 +232,28 @@ def _update(con: duckdb.DuckDBPyConnection, through: datetime, stands: dict[str,
     """Add the changes since ``through`` to the kept counts; None (nothing written) if the
     result would not add up."""
     t = _timestamp(through)
-    changed_since = f"(valid_from > {t} OR valid_to > {t})"
-    current_then = f"(valid_from <= {t} AND (valid_to IS NULL OR valid_to > {t}))"
+    # Each scan filters on one conjunction of the two times, which DuckDB pushes into the scan and
+    # answers from the row groups' min/max (a month's rows are a few row groups of 74 million):
+    # with an OR of two it read every row group of every column selected (1.2 s instead of 0.01).
+    appended, closed = f"valid_from > {t}", f"valid_from <= {t} AND valid_to > {t}"
     # cases: +1 for a version appended and still current, -1 for one current then and closed since
     con.execute(f"""CREATE OR REPLACE TEMP TABLE marts_changed_cases AS
-        SELECT {CASE_COLUMNS}, CASE WHEN valid_to IS NULL THEN 1 ELSE -1 END AS sign
-        FROM core.service_cases
-        WHERE (valid_from > {t} AND valid_to IS NULL) OR (valid_to > {t} AND valid_from <= {t})""")
+        SELECT {CASE_COLUMNS}, 1 AS sign FROM core.service_cases WHERE {appended} AND valid_to IS NULL
+        UNION ALL
+        SELECT {CASE_COLUMNS}, -1 AS sign FROM core.service_cases WHERE {closed}""")
     # reviews counted again: those that changed, and those whose case did (any version of it
     # appended or closed since), each -1 as it was counted and +1 as it is now
+    changed_cases = (f"SELECT case_no FROM core.service_cases WHERE {appended} "
+                     f"UNION ALL SELECT case_no FROM core.service_cases WHERE {closed}")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE marts_touched_reviews AS
-        SELECT {REVIEW_COLUMNS}, {current_then} AS was_current, valid_to IS NULL AS is_current
-        FROM core.service_reviews
-        WHERE {changed_since} OR case_no IN (SELECT case_no FROM core.service_cases WHERE {changed_since})""")
+        SELECT {REVIEW_COLUMNS}, false AS was_current, valid_to IS NULL AS is_current
+        FROM core.service_reviews WHERE {appended}
+        UNION ALL
+        SELECT {REVIEW_COLUMNS}, true, false FROM core.service_reviews WHERE {closed}
+        UNION ALL
+        SELECT {REVIEW_COLUMNS}, true, true FROM core.service_reviews
+        WHERE valid_from <= {t} AND valid_to IS NULL AND case_no IN ({changed_cases})""")
+    current_then = f"(valid_from <= {t} AND (valid_to IS NULL OR valid_to > {t}))"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE marts_touched_cases AS
         SELECT case_no, dept_code, region_code, {current_then} AS was_current, valid_to IS NULL AS is_current
         FROM core.service_cases
