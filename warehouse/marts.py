@@ -131,12 +131,14 @@ OPTIONAL_FIGURE_COLUMNS = ("as_of",)
 # registers by as_of). Indicator periods are text and extend nothing: a figure reported for a
 # period is carried to the month-ends the rest of the data reaches.
 DATED_PERIOD_TYPES = ("timestamp", "date", "month", "as_of")
+# Each dataset gives its first and last month only (a min and a max: no DISTINCT over 120
+# million record rows, 1 s at full volume).
 KPI_MONTHS_SQL = """
 CREATE OR REPLACE TEMP TABLE kpi_months AS
 WITH data_months AS (
     {data_months}
 ),
-bounds AS (SELECT min(month) AS first, max(month) AS last FROM data_months)
+bounds AS (SELECT min(first) AS first, max(last) AS last FROM data_months)
 SELECT range::DATE AS month, last_day(range::DATE) AS month_end
 FROM bounds, range(bounds.first, bounds.last + INTERVAL 1 MONTH, INTERVAL 1 MONTH)
 """
@@ -388,8 +390,9 @@ def _build_month_grid(con: duckdb.DuckDBPyConnection) -> None:
     """``kpi_months`` and one ``<register>_at_month_end`` view per dated register (TEMP)."""
     contracts = all_contracts().values()
     dated = [c for c in contracts if c.period and c.column(c.period).type in DATED_PERIOD_TYPES]
-    months = "\n    UNION ".join(
-        f"SELECT date_trunc('month', {quote(c.period)})::DATE AS month FROM latest.{quote(c.name)}"
+    months = "\n    UNION ALL ".join(
+        f"SELECT date_trunc('month', min({quote(c.period)}))::DATE AS first, "
+        f"date_trunc('month', max({quote(c.period)}))::DATE AS last FROM latest.{quote(c.name)}"
         for c in dated
     )
     con.execute(KPI_MONTHS_SQL.format(data_months=months))

@@ -21,8 +21,9 @@
 --     两时刻之差即其间的工作时间。取中位数（即 quantile_cont 0.5，由各取值的计数求得），单位工作日（24小时），不四舍五入；
 --     不足一天的，报告中以小时表示。
 --   batch_ids：按时办结率含办件批次和所关联事项行的批次；中位数只含办件批次。
--- finished 被读三次：NOT MATERIALIZED 让每处各读一遍办件（只读用到的列），而不是先把全部办结办件写成一张
--- 中间表（全量 7400 万件时 17.5 秒 → 10.5 秒）。
+-- finished 被读两次（按时办结按批次计数；时长按月份、部门、时长和批次计数，中位数和批次清单都从这份计数得出）：
+-- NOT MATERIALIZED 让每处各读一遍办件（只读用到的列），而不是先把全部办结办件写成一张中间表
+-- （全量 7400 万件时 17.5 秒 → 10.5 秒）；先按批次计数再列批次，不在每件办件上做 list(DISTINCT)（5.4 秒 → 3.4 秒）。
 WITH finished AS NOT MATERIALIZED (
     SELECT date_trunc('month', c.applied_at)::DATE AS month,
            c.dept_code,
@@ -50,26 +51,40 @@ items_in_use AS (
         ORDER BY try_cast(version AS DOUBLE) DESC NULLS LAST, version DESC, valid_from DESC
     ) = 1
 ),
-on_time AS (
-    SELECT f.month,
-           CASE WHEN grouping(f.dept_code) = 0 THEN f.dept_code ELSE 'city' END AS scope,
-           count(*) FILTER (WHERE f.finish_seq - f.start_seq <= i.promised_days)::DOUBLE AS numerator,
-           count(*)::DOUBLE AS denominator,
-           list(DISTINCT f.batch_id) || list(DISTINCT i.batch_id) AS batch_ids
+on_time_by_batch AS (  -- per case batch and item batch: the batches are listed from a few hundred rows
+    SELECT f.month, f.dept_code, f.batch_id AS case_batch, i.batch_id AS item_batch,
+           count(*) FILTER (WHERE f.finish_seq - f.start_seq <= i.promised_days) AS on_time,
+           count(*) AS finished
     FROM finished AS f
     JOIN items_in_use AS i USING (item_code)
     WHERE i.promised_days IS NOT NULL
-    GROUP BY GROUPING SETS ((f.month), (f.month, f.dept_code))
+    GROUP BY ALL
+),
+on_time AS (
+    SELECT month,
+           CASE WHEN grouping(dept_code) = 0 THEN dept_code ELSE 'city' END AS scope,
+           sum(on_time)::DOUBLE AS numerator,
+           sum(finished)::DOUBLE AS denominator,
+           list(DISTINCT case_batch) || list(DISTINCT item_batch) AS batch_ids
+    FROM on_time_by_batch
+    GROUP BY GROUPING SETS ((month), (month, dept_code))
 ),
 -- The median as quantile_cont(0.5) from a histogram of working_seconds: median() keeps every
 -- value of a group in memory and cannot spill (70 million cases ran the marts out of memory);
 -- counting per distinct value is an ordinary aggregate, and the running count finds the middle.
+-- The cases are counted once per month, department, working time and batch; the city's histogram and
+-- the batches behind each figure come from those counts, not from a second and third scan of the cases.
+counted AS (
+    SELECT month, dept_code, working_seconds, batch_id, count(*) AS n
+    FROM finished
+    GROUP BY ALL
+),
 histogram AS (
     SELECT month,
            CASE WHEN grouping(dept_code) = 0 THEN dept_code ELSE 'city' END AS scope,
            working_seconds,
-           count(*) AS n
-    FROM finished
+           sum(n) AS n
+    FROM counted
     GROUP BY GROUPING SETS ((month, working_seconds), (month, dept_code, working_seconds))
 ),
 running AS (
@@ -85,11 +100,11 @@ middle AS (  -- the two middle values (the same one for an odd count), averaged
     FROM running
     GROUP BY ALL
 ),
-handling AS (  -- the batches per month and department first: a few hundred rows, not every case
+handling AS (  -- the batches per month and department
     SELECT month,
            CASE WHEN grouping(dept_code) = 0 THEN dept_code ELSE 'city' END AS scope,
            list(DISTINCT batch_id) AS batch_ids
-    FROM (SELECT DISTINCT month, dept_code, batch_id FROM finished)
+    FROM (SELECT DISTINCT month, dept_code, batch_id FROM counted)
     GROUP BY GROUPING SETS ((month), (month, dept_code))
 )
 SELECT 'on_time_completion_rate' AS kpi_code,
