@@ -17,10 +17,13 @@ changed since the build that wrote them:
   version current then) and +1 as it is, when it changed or when its case did.
 
 The SQL files take the rows to count (``{cases}``, ``{reviews}``, each with a ``sign``), so a
-full rebuild and an update are the same query on different rows. An update is taken only if
-the result still adds up: each table's counts sum to its dataset's current rows and no count is
-negative. Anything else (no state yet, changed SQL, rows deleted since, a load dated before
-``changes_through`` by a clock set back) rebuilds in full, as does a warehouse with no records.
+full rebuild and an update are the same query on different rows. An update is made only when
+every row version appended or closed since the last build is dated after it (each dataset's
+versions and closed versions grew by exactly the numbers dated after ``changes_through``), and
+kept only when it adds up: each table's counts sum to its dataset's current rows and no count is
+negative. Otherwise (no counts kept yet, another :func:`digest`, rows deleted since, a load dated
+before the last build by a clock set back, no records at the last build) they are rebuilt in
+full. ``marts_state.watermark`` records which it was, and why.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ SCHEMA = "marts_state"
 SQL_DIR = Path(__file__).parent / "sql" / "marts"
 CASES_SQL = SQL_DIR / "case_counts_by_batch.sql"
 REVIEWS_SQL = SQL_DIR / "review_counts_by_case.sql"
-# Bumped when how the state is updated changes (the SQL files' text is part of the digest too).
+# Bumped when how the counts are updated changes (see digest: what they are computed with is in it).
 STATE_VERSION = "1"
 
 Columns = list[tuple[str, str, str]]  # (name, DuckDB type, Chinese comment)
@@ -122,7 +125,10 @@ RECORDS = ("service_cases", "service_reviews")
 
 
 def digest() -> str:
-    text = "\n".join([STATE_VERSION, CASES_SQL.read_text(encoding="utf-8"), REVIEWS_SQL.read_text(encoding="utf-8")])
+    """What the kept counts were computed with: the SQL files, the columns they are given, the
+    tables' shape and ``STATE_VERSION``. A build under another digest rebuilds them in full."""
+    text = "\n".join([STATE_VERSION, CASES_SQL.read_text(encoding="utf-8"), REVIEWS_SQL.read_text(encoding="utf-8"),
+                      CASE_COLUMNS, REVIEW_COLUMNS, repr(TABLES)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
