@@ -88,13 +88,11 @@ TABLES: dict[str, tuple[str, Columns]] = {
          ("built_at", "TIMESTAMP", "最近一次构建的时间")],
     ),
 }
-# What the marts read: the counts without the bookkeeping column.
-VIEWS = {"case_counts_by_batch": "month, dept_code, region_code, batch_id, cases, online_cases, full_online_cases",
-         "review_counts_by_case": "month, dept_code, region_code, batch_id, reviews, good_reviews, bad_reviews, "
-                                  "auto_reviews"}
-# Columns summed when an update is added to the counts, and the one whose zero drops a group.
-_SUMMED = {"case_counts_by_batch": ("cases", ["cases", "online_cases", "full_online_cases"]),
-           "review_counts_by_case": ("rows", ["rows", "reviews", "good_reviews", "bad_reviews", "auto_reviews"])}
+COUNTS = ("case_counts_by_batch", "review_counts_by_case")
+# Per counts table: the column whose zero drops a group (a group with no rows left), and what
+# the marts read (the TEMP view of the same name): every column but the bookkeeping ``rows``.
+_ROWS = {"case_counts_by_batch": "cases", "review_counts_by_case": "rows"}
+VIEWS = {t: ", ".join(c for c, _, _ in TABLES[t][1] if c != "rows") for t in COUNTS}
 
 CASE_COLUMNS = "case_no, applied_at, dept_code, region_code, channel, full_online, batch_id"
 REVIEW_COLUMNS = "case_no, reviewed_at, batch_id, rating, auto_review"
@@ -277,7 +275,7 @@ def _update(con: duckdb.DuckDBPyConnection, through: datetime, stands: dict[str,
     expected = {"case_counts_by_batch": stands["service_cases"].current,
                 "review_counts_by_case": stands["service_reviews"].current}
     for table, delta in deltas.items():
-        rows, summed = _SUMMED[table]
+        rows, summed = _ROWS[table], [c for c, _, _ in TABLES[table][1][len(_KEYS):]]
         keys = ", ".join(c for c, _, _ in _KEYS)
         sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in summed)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE marts_updated_{table} AS
@@ -302,5 +300,5 @@ def _update(con: duckdb.DuckDBPyConnection, through: datetime, stands: dict[str,
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for table in ("marts_changed_cases", "marts_touched_reviews", "marts_touched_cases",
-                  *(f"marts_updated_{t}" for t in VIEWS)):
+                  *(f"marts_updated_{t}" for t in COUNTS)):
         con.execute(f"DROP TABLE IF EXISTS {table}")
