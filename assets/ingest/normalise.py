@@ -705,8 +705,11 @@ def _p_datetime(plan: _Plan, text: str, level: int) -> tuple[str, int]:
     """
     rest, parsed = text, []
     for pattern, fmt in _FAST_FORMS:  # each form tried only on the texts no earlier form took
+        # no cache: it hashes every text to parse each distinct one once, and texts this path sees
+        # are mostly distinct (a column with few values is parsed per value, see _parsed_by_value);
+        # 0.070 -> 0.049 CPU-s per million timestamps
         parsed.append(plan.put(level, pl.when(C(rest).str.contains(pattern)).then(C(rest))
-                               .str.strptime(pl.Datetime("us"), fmt, strict=False), "dfast"))
+                               .str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False), "dfast"))
         rest = plan.put(level + 1, pl.when(C(parsed[-1]).is_null()).then(C(rest)), "drest")
         level += 2
     general, after = _p_datetime_general(plan, rest, level)
