@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 
 import duckdb
 
 from expectations.contract import Column, Contract
 from expectations.sql import literal, quote
-from expectations.suites import ExpectationSpec, reference_check_name
+from expectations.suites import ExpectationSpec, named_in, reference_check_name
 
 WHOLE = "whole"  # every current row of the dataset
 NEW_ROWS = "new_rows"  # the rows this run's batches touched (see the module docstring)
@@ -170,7 +169,7 @@ def create_scope(con: duckdb.DuckDBPyConnection, contract: Contract, batch_ids: 
     keys = ", ".join(quote(k) for k in contract.keys)
     new = f"batch_id IN ({', '.join(literal(b) for b in batch_ids)})" if batch_ids else "false"
     flags = " OR ".join(quote(f) for f in contract.flag_columns) if flagged else ""
-    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", json.dumps([s.kwargs for s in specs or []])))
+    named = named_in(contract, json.dumps([s.kwargs for s in specs or []]))
     unread = [quote(c) for c in contract.pii_columns if specs is not None and c not in named]
     columns = f"* EXCLUDE ({', '.join(unread)})" if unread else "*"
     parts = [f"SELECT {columns} FROM {latest} WHERE {new}"]

@@ -91,9 +91,10 @@ def _sampled(contract: Contract, *columns: str) -> str:
     return ", ".join(quote(c) for c in dict.fromkeys([*contract.keys, *columns]))
 
 
-def _named_in(contract: Contract, sql: str) -> list[str]:
-    """The contract's columns that a rule's SQL names, in contract order."""
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+def named_in(contract: Contract, text: str) -> list[str]:
+    """The contract's columns that a text (a rule's SQL, an expectation's arguments) names, in
+    contract order."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
     return [c.name for c in contract.columns if c.name in words]
 
 
@@ -199,7 +200,7 @@ def suite_for(contract: Contract) -> list[ExpectationSpec]:
     for rule in contract.rules:
         specs.append(ExpectationSpec(
             f"rule_{rule.name}", "UnexpectedRowsExpectation",
-            {"unexpected_rows_query": f"SELECT {_sampled(contract, *_named_in(contract, rule.sql))} "
+            {"unexpected_rows_query": f"SELECT {_sampled(contract, *named_in(contract, rule.sql))} "
                                       f"FROM {{batch}} WHERE NOT ({_braces(rule.sql)})"},
             ERROR, rule.message,
         ))

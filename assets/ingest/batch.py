@@ -695,7 +695,7 @@ def refresh_reference_flags(con: duckdb.DuckDBPyConnection, contract: Contract) 
     of millions of cases). A row was flagged because no referenced row was current when it was
     loaded, so only referenced rows loaded after the oldest flagged row can clear a flag: the
     referenced table is read from there on (DuckDB skips older row groups from their min/max;
-    a month run 1.8 s → 0.2 s over 74 million cases). Referenced rows are never deleted, so a
+    a month run 1.8 s → 0.3 s over 74 million cases). Referenced rows are never deleted, so a
     flag is never set again here.
     """
     changed = 0
