@@ -128,8 +128,24 @@ def core_columns(contract: Contract) -> list[tuple[str, str, str]]:
     return cols + BOOKKEEPING
 
 
+Columns = list[tuple[str, str, str]]  # (name, DuckDB type, Chinese comment)
+
+
+def comment_on(con: duckdb.DuckDBPyConnection, name: str, comment: str, columns: Columns) -> None:
+    """``COMMENT ON`` a table (``name`` quoted, with its schema) and each of its columns."""
+    con.execute(f"COMMENT ON TABLE {name} IS {literal(comment)}")
+    for c, _, text in columns:
+        con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, comment: str, columns: Columns) -> None:
+    """Create (or replace, empty) the table ``name`` with ``columns``, commented."""
+    con.execute(f"CREATE OR REPLACE TABLE {name} ({', '.join(f'{quote(c)} {t}' for c, t, _ in columns)})")
+    comment_on(con, name, comment, columns)
+
+
 def _create_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, comment: str,
-                  columns: list[tuple[str, str, str]]) -> None:
+                  columns: Columns) -> None:
     name = f"{quote(schema)}.{quote(table)}"
     body = ", ".join(f"{quote(c)} {t}" for c, t, _ in columns)
     con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({body})")
@@ -140,9 +156,7 @@ def _create_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, comme
         if c not in existing:
             nullable = t.replace(" NOT NULL", "").replace(" PRIMARY KEY", "")
             con.execute(f"ALTER TABLE {name} ADD COLUMN {quote(c)} {nullable}")
-    con.execute(f"COMMENT ON TABLE {name} IS {literal(comment)}")
-    for c, _, text in columns:
-        con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
+    comment_on(con, name, comment, columns)
 
 
 def _create_latest_view(con: duckdb.DuckDBPyConnection, table: str, comment: str,

@@ -41,8 +41,9 @@ import duckdb
 import yaml
 
 from expectations.contract import all_contracts
-from expectations.sql import literal, quote
+from expectations.sql import quote
 from warehouse import shared_counts
+from warehouse.ddl import Columns, replace_table
 from warehouse.workdays import build_calendar, check_coverage
 
 MART_TABLES = ("kpi_catalogue", "workday_calendar", "service_volume_monthly", "kpi_values")
@@ -51,8 +52,6 @@ SQL_DIR = Path(__file__).parent / "sql"
 KPI_SQL_DIR = SQL_DIR / "kpis"
 SERVICE_VOLUME_SQL = SQL_DIR / "marts" / "service_volume_monthly.sql"
 PERIOD_GRAINS = ("month", "quarter", "year", "day")
-
-Columns = list[tuple[str, str, str]]  # (name, DuckDB type, Chinese comment)
 
 KPI_CATALOGUE: tuple[str, Columns] = (
     "指标目录：每个指标一行，含中文名称、单位、口径和来源；口径即 kpi_values 中数值的定义",
@@ -283,14 +282,8 @@ def kpi_sql_path(code: str) -> Path:
 
 
 def _create_table(con: duckdb.DuckDBPyConnection, table: str, spec: tuple[str, Columns]) -> str:
-    comment, columns = spec
     name = f"marts.{quote(table)}"
-    con.execute(
-        f"CREATE OR REPLACE TABLE {name} ({', '.join(f'{quote(c)} {t}' for c, t, _ in columns)})"
-    )
-    con.execute(f"COMMENT ON TABLE {name} IS {literal(comment)}")
-    for c, _, text in columns:
-        con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
+    replace_table(con, name, *spec)
     return name
 
 

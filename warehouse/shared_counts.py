@@ -37,6 +37,7 @@ from pathlib import Path
 import duckdb
 
 from expectations.sql import literal, quote
+from warehouse.ddl import Columns, replace_table
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ CASES_SQL = SQL_DIR / "case_counts_by_batch.sql"
 REVIEWS_SQL = SQL_DIR / "review_counts_by_case.sql"
 # Bumped when how the counts are updated changes (see digest: what they are computed with is in it).
 STATE_VERSION = "1"
-
-Columns = list[tuple[str, str, str]]  # (name, DuckDB type, Chinese comment)
 
 _KEYS: Columns = [
     ("month", "DATE", "统计月份（月首日）"),
@@ -149,11 +148,7 @@ def _stand(con: duckdb.DuckDBPyConnection, dataset: str, through: datetime | Non
 def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     for table, (comment, columns) in TABLES.items():
-        name = f"{SCHEMA}.{quote(table)}"
-        con.execute(f"CREATE OR REPLACE TABLE {name} ({', '.join(f'{quote(c)} {t}' for c, t, _ in columns)})")
-        con.execute(f"COMMENT ON TABLE {name} IS {literal(comment)}")
-        for c, _, text in columns:
-            con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
+        replace_table(con, f"{SCHEMA}.{quote(table)}", comment, columns)
 
 
 @dataclass(frozen=True)
@@ -176,12 +171,12 @@ def _watermark(con: duckdb.DuckDBPyConnection) -> Mark | None:
     return Mark(sha, through, {"service_cases": (cases, case_versions), "service_reviews": (reviews, review_versions)})
 
 
-def _why_rebuild(mark: Mark | None, stands: dict[str, Stand]) -> str | None:
+def _why_rebuild(mark: Mark | None, stands: dict[str, Stand], sha: str) -> str | None:
     """Why the kept counts cannot be updated from the rows changed since, or None if they can:
     every row version appended or closed since the last build must be dated after it."""
     if mark is None:
         return "no counts kept yet"
-    if mark.digest != digest():
+    if mark.digest != sha:
         return "the counting SQL changed"
     if mark.changes_through is None:
         return "no records at the last build"
@@ -196,10 +191,10 @@ def refresh(con: duckdb.DuckDBPyConnection) -> Outcome:
     """Bring the counts up to date with the current rows and create the TEMP views the marts SQL
     reads (``case_counts_by_batch``, ``review_counts_by_case``). Runs inside the marts build's
     transaction: a build that fails leaves the counts as they were."""
-    mark = _watermark(con)
+    mark, sha = _watermark(con), digest()
     through = mark.changes_through if mark else None
     stands = {dataset: _stand(con, dataset, through) for dataset in RECORDS}
-    reason = _why_rebuild(mark, stands)
+    reason = _why_rebuild(mark, stands, sha)
     outcome = _update(con, through, stands) if reason is None else None
     if outcome is None:
         reason = reason or "the updated counts did not add up to the current rows"
@@ -210,7 +205,7 @@ def refresh(con: duckdb.DuckDBPyConnection) -> Outcome:
     newest = max((s.newest for s in stands.values() if s.newest is not None), default=None)
     cases, reviews = stands["service_cases"], stands["service_reviews"]
     con.execute(f"INSERT INTO {SCHEMA}.watermark VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                [digest(), newest, cases.current, cases.versions, reviews.current, reviews.versions,
+                [sha, newest, cases.current, cases.versions, reviews.current, reviews.versions,
                  outcome.mode, outcome.changed_rows, outcome.reason])
     for view, columns in VIEWS.items():
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS SELECT {columns} FROM {SCHEMA}.{quote(view)}")
