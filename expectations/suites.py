@@ -12,8 +12,11 @@ checks), so it must stay cheap and deterministic: it does **not** import great_e
 What is derived, in this order (names are stable and unique within a dataset):
 
 * ``row_count_positive``: ``ExpectTableRowCountToBeBetween(min_value=1)``;
-* ``keys_unique``: ``ExpectColumnValuesToBeUnique`` (one key) or
-  ``ExpectCompoundColumnsToBeUnique`` (several keys);
+* ``keys_unique``: an ``UnexpectedRowsExpectation`` listing the rows whose key (one column or
+  several) another current row also has. GX's own ``ExpectColumnValuesToBeUnique`` /
+  ``ExpectCompoundColumnsToBeUnique`` group the table by the key once per metric they compute
+  (the count, the sample, the non-null count): 21.7 of the case suite's 34.3 s over 74 million
+  cases, where one ``GROUP BY`` takes ~6 s;
 * per column, in contract order: ``<col>_not_null`` (required), ``<col>_in_set`` (enum
   values), ``<col>_between`` (min/max; rating 1..5; rate 0..1), ``<col>_matches_pattern``
   (pattern; an ``UnexpectedRowsExpectation`` with ``regexp_full_match`` because GX's regex
@@ -177,24 +180,30 @@ def _column_specs(contract: Contract, col: Column) -> list[ExpectationSpec]:
     return specs
 
 
+def _duplicated_keys(contract: Contract) -> str:
+    """The rows whose key another row also has: one ``GROUP BY`` finds the duplicated keys and
+    a semi join, empty unless there are any, lists their rows. Key parts compare as GX's
+    compound uniqueness compares them (a missing part equals a missing part, ``as_of`` of a
+    register may be missing); a row whose key is missing altogether is ``<key>_not_null``'s."""
+    keys = ", ".join(quote(k) for k in contract.keys)
+    same = " AND ".join(f"r.{quote(k)} IS NOT DISTINCT FROM d.{quote(k)}" for k in contract.keys)
+    keyed = " OR ".join(f"{quote(k)} IS NOT NULL" for k in contract.keys)
+    return (f"SELECT {', '.join(f'r.{quote(k)}' for k in contract.keys)} FROM {{batch}} AS r "
+            f"SEMI JOIN (SELECT {keys} FROM {{batch}} WHERE {keyed} GROUP BY ALL HAVING count(*) > 1) AS d "
+            f"ON {same}")
+
+
 def suite_for(contract: Contract) -> list[ExpectationSpec]:
     """The dataset's expectations, derived from its contract; same contract, same list."""
     specs = [ExpectationSpec(
         "row_count_positive", "ExpectTableRowCountToBeBetween", {"min_value": 1}, WARN,
         f"{contract.title_zh}({contract.name})应至少有一行当前数据",
     )]
-    keys = list(contract.keys)
-    key_label = "、".join(f"{contract.column(k).zh}({k})" for k in keys)
-    if len(keys) == 1:
-        specs.append(ExpectationSpec(
-            "keys_unique", "ExpectColumnValuesToBeUnique", {"column": keys[0]}, ERROR,
-            f"{key_label}在当前数据中不能重复",
-        ))
-    else:
-        specs.append(ExpectationSpec(
-            "keys_unique", "ExpectCompoundColumnsToBeUnique", {"column_list": keys}, ERROR,
-            f"{key_label}的组合在当前数据中不能重复",
-        ))
+    key_label = "、".join(f"{contract.column(k).zh}({k})" for k in contract.keys)
+    specs.append(ExpectationSpec(
+        "keys_unique", "UnexpectedRowsExpectation", {"unexpected_rows_query": _duplicated_keys(contract)}, ERROR,
+        f"{key_label}{'' if len(contract.keys) == 1 else '的组合'}在当前数据中不能重复",
+    ))
     for col in contract.columns:
         specs += _column_specs(contract, col)
     for rule in contract.rules:

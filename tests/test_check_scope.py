@@ -66,7 +66,7 @@ def test_a_delivery_is_checked_on_its_own_rows(site):
     assert recorded["row_count_positive"][0] == scope.WHOLE
     assert {recorded[s.name][0] for s in SPECS if s.name != "row_count_positive"} == {scope.NEW_ROWS}
     shown = evaluations(second)
-    assert shown["keys_unique"]["element_count"].value == 2  # the two new cases, not the five
+    assert shown["status_in_set"]["element_count"].value == 2  # the two new cases, not the five
     assert shown["keys_unique"]["scope"].value.startswith("2 行：本次运行载入的行")
     assert shown["row_count_positive"]["observed_value"].value == "5"  # counted over the whole table
     working = site["warehouse"].with_name(site["warehouse"].stem + ".writer.duckdb")

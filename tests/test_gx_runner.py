@@ -107,7 +107,7 @@ BAD_CASES = GOOD_CASES + [
 PLANTED = {
     "channel_not_null": 2,
     "channel_in_set": 3,
-    "keys_unique": 5,  # GX counts every row of a duplicated key: 2 + 3
+    "keys_unique": 5,  # every row of a duplicated key: 2 + 3
     "rule_finished_after_accepted": 1,
     "rule_finished_has_finish_time": 2,
     "item_code_references_service_items": 4,
@@ -184,6 +184,22 @@ def test_good_table_passes_everything(tmp_path: Path) -> None:
             assert o.error is None
             assert o.unexpected_count in (None, 0)
     assert by_name(outcomes)["row_count_positive"].observed_value == len(ORG_UNITS)
+
+
+def test_a_compound_key_is_duplicated_only_by_a_row_with_every_part_equal(tmp_path: Path) -> None:
+    path = tmp_path / "items.duckdb"
+    items = [{**item, "as_of": "2024-03-31"} for item in SERVICE_ITEMS]
+    again = {**items[0], "item_name": "同一事项同一版本再报一次"}
+    newer = {**items[0], "version": "2"}  # another version of I1: not a duplicate
+    undated = [{**items[1], "as_of": None}, {**items[1], "as_of": None}]  # a missing as_of equals a missing one
+    build_db(path, {"org_units": ORG_UNITS, "service_items": [*items, again, newer, *undated]})
+    unique = by_name(run_suite(path, "latest.service_items", "service_items",
+                               suite_for(get_contract("service_items"))))["keys_unique"]
+    assert (unique.success, unique.unexpected_count) == (False, 4)
+    sample = unique.details["unexpected_rows_sample"]
+    assert sorted((r["item_code"], r["version"], r["as_of"]) for r in sample) == [
+        ("I1", "1", "2024-03-31"), ("I1", "1", "2024-03-31"), ("I2", "1", None), ("I2", "1", None)]
+    assert set(sample[0]) == {"item_code", "version", "as_of"}  # the key, no other cell
 
 
 def test_empty_referenced_table_is_nothing_to_check(tmp_path: Path) -> None:

@@ -15,8 +15,7 @@ from expectations.suites import ERROR, WARN, ExpectationSpec, extra_specs, suite
 
 ROOT = Path(__file__).resolve().parents[1]
 GX_TYPES = {
-    "ExpectTableRowCountToBeBetween", "ExpectColumnValuesToBeUnique",
-    "ExpectCompoundColumnsToBeUnique", "ExpectColumnValuesToNotBeNull",
+    "ExpectTableRowCountToBeBetween", "ExpectColumnValuesToNotBeNull",
     "ExpectColumnValuesToBeInSet", "ExpectColumnValuesToBeBetween", "UnexpectedRowsExpectation",
 }
 
@@ -41,7 +40,9 @@ def test_suite_is_deterministic_with_unique_snake_case_names(dataset: str) -> No
 
 def test_service_cases_suite() -> None:
     specs = {s.name: s for s in suite_for(get_contract("service_cases"))}
-    assert specs["keys_unique"].kwargs == {"column": "case_no"}
+    assert specs["keys_unique"].kwargs == {"unexpected_rows_query": (
+        'SELECT r."case_no" FROM {batch} AS r SEMI JOIN (SELECT "case_no" FROM {batch} WHERE "case_no" IS NOT NULL '
+        'GROUP BY ALL HAVING count(*) > 1) AS d ON r."case_no" IS NOT DISTINCT FROM d."case_no"')}
     assert specs["case_no_not_null"].gx_type == "ExpectColumnValuesToNotBeNull"
     channels = ["网上办理", "窗口办理", "移动端", "自助终端"]
     assert specs["channel_in_set"].kwargs["value_set"] == channels
@@ -61,9 +62,10 @@ def test_service_cases_suite() -> None:
 
 def test_compound_keys_ranges_and_flagged_references() -> None:
     items = {s.name: s for s in suite_for(get_contract("service_items"))}
-    assert items["keys_unique"].gx_type == "ExpectCompoundColumnsToBeUnique"
     # one row per item version per register date (as_of): each snapshot is kept
-    assert items["keys_unique"].kwargs == {"column_list": ["item_code", "version", "as_of"]}
+    assert items["keys_unique"].gx_type == "UnexpectedRowsExpectation"
+    assert 'r."as_of" IS NOT DISTINCT FROM d."as_of"' in items["keys_unique"].kwargs["unexpected_rows_query"]
+    assert items["keys_unique"].description.endswith("的组合在当前数据中不能重复")
     assert items["promised_days_between"].kwargs == {
         "column": "promised_days", "min_value": 0, "max_value": 365}
 
