@@ -202,6 +202,41 @@ def test_a_compound_key_is_duplicated_only_by_a_row_with_every_part_equal(tmp_pa
     assert set(sample[0]) == {"item_code", "version", "as_of"}  # the key, no other cell
 
 
+@pytest.mark.parametrize("broken", [199, 200, 201, 450])
+def test_unexpected_rows_are_counted_exactly_past_the_sample(tmp_path: Path, broken: int) -> None:
+    """The count comes from the sample while it holds fewer than GX's 200 fetched rows, and from
+    a count query once it is full: exact on both sides of the edge."""
+    path = tmp_path / "many.duckdb"
+    cases = GOOD_CASES + [case(f"P{i:04d}", region_code="11010") for i in range(broken)]
+    cases += [case("DUP9"), case("DUP9")] * (broken // 2)
+    build_db(path, {"org_units": ORG_UNITS, "service_items": SERVICE_ITEMS, "service_cases": cases})
+    outcomes = by_name(run_suite(path, "latest.service_cases", "service_cases",
+                                 suite_for(get_contract("service_cases"))))
+    pattern, unique = outcomes["region_code_matches_pattern"], outcomes["keys_unique"]
+    assert (pattern.success, pattern.unexpected_count, pattern.observed_value) == (False, broken, broken)
+    assert len(pattern.details["unexpected_rows_sample"]) == 20  # the sample stays capped
+    assert (unique.success, unique.unexpected_count) == (False, 2 * (broken // 2))
+
+
+def test_a_check_reads_its_rows_once_unless_the_sample_is_full(tmp_path: Path, monkeypatch) -> None:
+    """GX's count query runs only for a check whose sample of 200 fetched rows is full."""
+    from expectations.gx_runner import _gx_types
+
+    engine = _gx_types()[1]
+    queries: list[str] = []
+    execute = engine.execute_query
+    monkeypatch.setattr(engine, "execute_query", lambda self, q: (queries.append(str(q)), execute(self, q))[1])
+    path = tmp_path / "once.duckdb"
+    cases = GOOD_CASES + [case(f"P{i:04d}", region_code="11010") for i in range(250)]
+    build_db(path, {"org_units": ORG_UNITS, "service_items": SERVICE_ITEMS, "service_cases": cases})
+    specs = {s.name: s for s in suite_for(get_contract("service_cases"))}
+    for name, counted in (("keys_unique", False), ("region_code_matches_pattern", True)):
+        queries.clear()
+        [outcome] = run_suite(path, "latest.service_cases", "service_cases", [specs[name]])
+        assert outcome.error is None
+        assert sum("unexpected_row_count" in q for q in queries) == int(counted), (name, queries)
+
+
 def test_empty_referenced_table_is_nothing_to_check(tmp_path: Path) -> None:
     path = tmp_path / "noitems.duckdb"
     build_db(path, {"org_units": ORG_UNITS, "service_cases": [case("C1", item_code="I404")]})
