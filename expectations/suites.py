@@ -14,9 +14,8 @@ What is derived, in this order (names are stable and unique within a dataset):
 * ``row_count_positive``: ``ExpectTableRowCountToBeBetween(min_value=1)``;
 * ``keys_unique``: an ``UnexpectedRowsExpectation`` listing the rows whose key (one column or
   several) another current row also has. GX's own ``ExpectColumnValuesToBeUnique`` /
-  ``ExpectCompoundColumnsToBeUnique`` group the table by the key once per metric they compute
-  (the count, the sample, the non-null count): 21.7 of the case suite's 34.3 s over 74 million
-  cases, where one ``GROUP BY`` takes ~6 s;
+  ``ExpectCompoundColumnsToBeUnique`` compute each of their metrics with a query that groups
+  the table by the key: 20.8 s over 74 million cases, where this one takes ~6 s;
 * per column, in contract order: ``<col>_not_null`` (required), ``<col>_in_set`` (enum
   values), ``<col>_between`` (min/max; rating 1..5; rate 0..1), ``<col>_matches_pattern``
   (pattern; an ``UnexpectedRowsExpectation`` with ``regexp_full_match`` because GX's regex
