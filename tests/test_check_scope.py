@@ -75,7 +75,7 @@ def test_a_delivery_is_checked_on_its_own_rows(site):
                            "WHERE table_name LIKE 'gx_scope_%'").fetchall() == [(0,)]
 
 
-def test_the_scope_leaves_out_personal_data_no_expectation_reads(site):
+def test_the_scope_holds_the_keys_and_the_columns_its_expectations_read(site):
     warehouse = Warehouse(path=str(site["warehouse"]))
     reads_phone = dataclasses.replace(SPECS[1], kwargs={"column": "applicant_phone"})
 
@@ -91,6 +91,8 @@ def test_the_scope_leaves_out_personal_data_no_expectation_reads(site):
     assert {"applicant_id_no", "applicant_phone"} <= columns(None)  # nobody said what reads it
     assert not {"applicant_id_no", "applicant_phone"} & columns(SPECS)
     assert {"applicant_id_no", "applicant_phone"} & columns([*SPECS, reads_phone]) == {"applicant_phone"}
+    [reference] = [s for s in SPECS if s.name == "item_code_references_service_items"]
+    assert columns([reference]) == {"case_no", "item_code"}  # the key, and the one column it checks
 
 
 def test_a_broken_new_row_fails_and_the_table_is_read_whole_until_it_is_gone(site):
