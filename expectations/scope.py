@@ -67,9 +67,12 @@ def digest(spec: ExpectationSpec) -> str:
 def plan(con: duckdb.DuckDBPyConnection, contract: Contract, specs: list[ExpectationSpec]) -> Plan:
     """Split ``specs`` into those that must read the whole table and those that may read the
     scope only, from the dataset's newest recorded outcomes (see the module docstring)."""
+    # checked_at has whole seconds: of two outcomes recorded in the same second (two quick runs),
+    # the failed one counts, so that a tie can only make an expectation read more rows
     previous = {name: (recorded, success, checked_at) for name, recorded, success, checked_at in con.execute(
         """SELECT expectation, expectation_digest, success, checked_at FROM quality.check_results
-           WHERE dataset = ? QUALIFY row_number() OVER (PARTITION BY expectation ORDER BY checked_at DESC) = 1""",
+           WHERE dataset = ?
+           QUALIFY row_number() OVER (PARTITION BY expectation ORDER BY checked_at DESC, success) = 1""",
         [contract.name]).fetchall()}
     whole: list[ExpectationSpec] = []
     new_rows: list[ExpectationSpec] = []

@@ -226,7 +226,7 @@ def print_status(warehouse: Path, out: Console | None = None) -> int:
         out.print(table)
         failing = con.execute(
             """SELECT dataset, expectation, severity, unexpected_count FROM quality.check_results
-               QUALIFY row_number() OVER (PARTITION BY dataset, expectation ORDER BY checked_at DESC) = 1
+               QUALIFY row_number() OVER (PARTITION BY dataset, expectation ORDER BY checked_at DESC, success) = 1
                    AND NOT success
                ORDER BY severity, dataset""").fetchall()
         if failing:

@@ -175,3 +175,21 @@ def test_reviews_of_cases_not_loaded_yet_stay_in_the_scope_until_their_cases_arr
     third = run_core(site["landing"], site["warehouse"], site["exports"])
     assert review_results(site["warehouse"], third.run_id)[reference] == [scope.NEW_ROWS, True, 0]
 
+
+
+def test_a_failure_recorded_in_the_same_second_as_a_pass_counts(tmp_path):
+    """checked_at has whole seconds: two quick runs can record one expectation at the same time.
+    Whatever order the rows come back in, the failed outcome is the one that decides."""
+    from warehouse.ddl import create_all
+
+    [unique] = [s for s in SPECS if s.name == "keys_unique"]
+    con = duckdb.connect(str(tmp_path / "tie.duckdb"))
+    create_all(con)
+    for run_id, success in (("run-a", True), ("run-b", False), ("run-c", True)):
+        con.execute("""INSERT INTO quality.check_results (run_id, dataset, suite, expectation, severity, success,
+                       checked_at, scope, expectation_digest)
+                       VALUES (?, 'service_cases', 'service_cases_suite', 'keys_unique', 'error', ?,
+                               TIMESTAMP '2026-12-01 10:00:00', 'whole', ?)""",
+                    [run_id, success, scope.digest(unique)])
+    decided = scope.plan(con, CASES, [unique])
+    assert decided.whole == [unique] and decided.reasons["keys_unique"] == "it failed last time"

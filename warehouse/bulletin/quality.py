@@ -70,7 +70,7 @@ def quality(con: duckdb.DuckDBPyConnection, month: date | None) -> dict:
                unexpected_count
         FROM quality.check_results
         QUALIFY row_number() OVER (PARTITION BY dataset, suite, expectation
-                                   ORDER BY checked_at DESC) = 1
+                                   ORDER BY checked_at DESC, success) = 1  -- a failure wins a tie
         ORDER BY dataset, suite, expectation""").fetchall()
     failed = [
         {"dataset": d, "suite": s, "expectation": e, "severity": sev, "observed": obs, "unexpected": n}
