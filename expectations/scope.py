@@ -43,6 +43,7 @@ import duckdb
 from expectations.contract import Column, Contract
 from expectations.sql import literal, quote
 from expectations.suites import ExpectationSpec, named_in, reference_check_name
+from warehouse.ddl import NEWEST_CHECK_FIRST
 
 WHOLE = "whole"  # every current row of the dataset
 NEW_ROWS = "new_rows"  # the rows this run's batches touched (see the module docstring)
@@ -67,12 +68,10 @@ def digest(spec: ExpectationSpec) -> str:
 def plan(con: duckdb.DuckDBPyConnection, contract: Contract, specs: list[ExpectationSpec]) -> Plan:
     """Split ``specs`` into those that must read the whole table and those that may read the
     scope only, from the dataset's newest recorded outcomes (see the module docstring)."""
-    # checked_at has whole seconds: of two outcomes recorded in the same second (two quick runs),
-    # the failed one counts, so that a tie can only make an expectation read more rows
     previous = {name: (recorded, success, checked_at) for name, recorded, success, checked_at in con.execute(
-        """SELECT expectation, expectation_digest, success, checked_at FROM quality.check_results
-           WHERE dataset = ?
-           QUALIFY row_number() OVER (PARTITION BY expectation ORDER BY checked_at DESC, success) = 1""",
+        f"""SELECT expectation, expectation_digest, success, checked_at FROM quality.check_results
+            WHERE dataset = ?
+            QUALIFY row_number() OVER (PARTITION BY expectation ORDER BY {NEWEST_CHECK_FIRST}) = 1""",
         [contract.name]).fetchall()}
     whole: list[ExpectationSpec] = []
     new_rows: list[ExpectationSpec] = []

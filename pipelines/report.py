@@ -17,6 +17,7 @@ from rich.table import Table
 
 from expectations.contract import all_contracts
 from expectations.sql import literal, quote
+from warehouse.ddl import NEWEST_CHECK_FIRST
 from warehouse.writer import writer_path
 
 BLOCKED = "DagsterAssetCheckFailedError"
@@ -225,8 +226,8 @@ def print_status(warehouse: Path, out: Console | None = None) -> int:
                           STATUS_ZH.get(status, status), f"{read or 0:,}", f"{loaded or 0:,}", f"{quarantined or 0:,}")
         out.print(table)
         failing = con.execute(
-            """SELECT dataset, expectation, severity, unexpected_count FROM quality.check_results
-               QUALIFY row_number() OVER (PARTITION BY dataset, expectation ORDER BY checked_at DESC, success) = 1
+            f"""SELECT dataset, expectation, severity, unexpected_count FROM quality.check_results
+               QUALIFY row_number() OVER (PARTITION BY dataset, expectation ORDER BY {NEWEST_CHECK_FIRST}) = 1
                    AND NOT success
                ORDER BY severity, dataset""").fetchall()
         if failing:

@@ -94,6 +94,11 @@ QUALITY_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     ),
 }
 
+# How readers order one expectation's outcomes, newest first. ``checked_at`` has whole seconds,
+# so two quick runs can record an expectation at the same time: the failed outcome then counts
+# as the newer one, and a tie can never hide a failure (or let a failed check read fewer rows).
+NEWEST_CHECK_FIRST = "checked_at DESC, success"
+
 
 AS_OF_COMMENT = (
     "：本期登记表所述的日期（截至日期），取自统计日期列、标题行（如“截至2023年3月31日”）或工作表名，"

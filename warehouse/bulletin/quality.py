@@ -12,6 +12,8 @@ from datetime import date
 
 import duckdb
 
+from warehouse.ddl import NEWEST_CHECK_FIRST
+
 
 def _period_key(text: str | None) -> str | None:
     """A batch's first period as ``YYYY-MM`` (``'2023'`` -> ``2023-01``, ``'2023-Q2'`` ->
@@ -65,12 +67,12 @@ def quality(con: duckdb.DuckDBPyConnection, month: date | None) -> dict:
                 [ids],
             ).fetchall()
         ]
-    checks = con.execute("""
+    checks = con.execute(f"""
         SELECT dataset, suite, expectation, severity, success, CAST(observed_value AS VARCHAR),
                unexpected_count
         FROM quality.check_results
         QUALIFY row_number() OVER (PARTITION BY dataset, suite, expectation
-                                   ORDER BY checked_at DESC, success) = 1  -- a failure wins a tie
+                                   ORDER BY {NEWEST_CHECK_FIRST}) = 1
         ORDER BY dataset, suite, expectation""").fetchall()
     failed = [
         {"dataset": d, "suite": s, "expectation": e, "severity": sev, "observed": obs, "unexpected": n}
