@@ -143,17 +143,20 @@ def comment_on(con: duckdb.DuckDBPyConnection, name: str, comment: str, columns:
         con.execute(f"COMMENT ON COLUMN {name}.{quote(c)} IS {literal(text)}")
 
 
+def _column_list(columns: Columns) -> str:
+    return ", ".join(f"{quote(c)} {t}" for c, t, _ in columns)
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, comment: str, columns: Columns) -> None:
     """Create (or replace, empty) the table ``name`` with ``columns``, commented."""
-    con.execute(f"CREATE OR REPLACE TABLE {name} ({', '.join(f'{quote(c)} {t}' for c, t, _ in columns)})")
+    con.execute(f"CREATE OR REPLACE TABLE {name} ({_column_list(columns)})")
     comment_on(con, name, comment, columns)
 
 
 def _create_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, comment: str,
                   columns: Columns) -> None:
     name = f"{quote(schema)}.{quote(table)}"
-    body = ", ".join(f"{quote(c)} {t}" for c, t, _ in columns)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({body})")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({_column_list(columns)})")
     existing = {r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
         [schema, table]).fetchall()}

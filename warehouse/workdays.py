@@ -26,7 +26,7 @@ from importlib.metadata import version
 import chinese_calendar
 import duckdb
 
-from expectations.sql import literal
+from warehouse.ddl import replace_table
 
 TABLE = "marts.workday_calendar"
 
@@ -81,8 +81,7 @@ def build_calendar(con: duckdb.DuckDBPyConnection) -> int:
     first, last = covered_years()
     holidays = [(d, HOLIDAY_ZH.get(h, h)) for d, h in chinese_calendar.holidays.items()]
     makeups = [(d, HOLIDAY_ZH.get(h, h)) for d, h in chinese_calendar.workdays.items() if d.weekday() >= 5]
-    body = ", ".join(f"{c} {t}" for c, t, _ in COLUMNS)
-    con.execute(f"CREATE OR REPLACE TABLE {TABLE} ({body})")
+    replace_table(con, TABLE, COMMENT + "；" + calendar_source(), COLUMNS)
     con.execute(
         f"""INSERT INTO {TABLE}
         WITH days AS (
@@ -111,9 +110,6 @@ def build_calendar(con: duckdb.DuckDBPyConnection) -> int:
          [d for d, _ in holidays], [n for _, n in holidays],
          [d for d, _ in makeups], [n for _, n in makeups]],
     )
-    con.execute(f"COMMENT ON TABLE {TABLE} IS {literal(COMMENT + '；' + calendar_source())}")
-    for c, _, text in COLUMNS:
-        con.execute(f"COMMENT ON COLUMN {TABLE}.{c} IS {literal(text)}")
     return con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
 
 
