@@ -8,6 +8,8 @@ GX is imported once per test session (~10 s); each run_suite afterwards takes we
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -352,3 +354,19 @@ def test_missing_table_fails_every_expectation(bad_db: Path, bad_outcomes) -> No
     outcomes = run_suite(bad_db, "latest.no_such_dataset", "org_units", specs)
     assert len(outcomes) == len(specs)
     assert all(not o.success and o.error for o in outcomes)
+
+
+def test_scipy_stats_loads_only_when_used() -> None:
+    """GX imports ``scipy.stats`` for expectations no suite uses; it is deferred, and still works."""
+    probe = (
+        "import sys\n"
+        "from expectations.gx_runner import _gx_types\n"
+        "_gx_types()\n"
+        "print('scipy.stats._stats_py' in sys.modules)\n"
+        "from great_expectations.expectations.metrics.column_aggregate_metrics import "
+        "column_bootstrapped_ks_test_p_value as ks\n"
+        "print(ks.stats.ks_2samp([1, 2, 3], [1, 2, 3]).pvalue)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.split() == ["False", "1.0"]
