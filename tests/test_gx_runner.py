@@ -206,8 +206,8 @@ def test_a_compound_key_is_duplicated_only_by_a_row_with_every_part_equal(tmp_pa
 
 @pytest.mark.parametrize("broken", [199, 200, 201, 450])
 def test_unexpected_rows_are_counted_exactly_past_the_sample(tmp_path: Path, broken: int) -> None:
-    """The count comes from the sample while it holds fewer than GX's 200 fetched rows, and from
-    a count query once it is full: exact on both sides of the edge."""
+    """The query that samples a check's rows (at most GX's 200) counts them too: exact on both
+    sides of the sample's size."""
     path = tmp_path / "many.duckdb"
     cases = GOOD_CASES + [case(f"P{i:04d}", region_code="11010") for i in range(broken)]
     cases += [case("DUP9"), case("DUP9")] * (broken // 2)
@@ -220,8 +220,9 @@ def test_unexpected_rows_are_counted_exactly_past_the_sample(tmp_path: Path, bro
     assert (unique.success, unique.unexpected_count) == (False, 2 * (broken // 2))
 
 
-def test_a_check_reads_its_rows_once_unless_the_sample_is_full(tmp_path: Path, monkeypatch) -> None:
-    """GX's count query runs only for a check whose sample of 200 fetched rows is full."""
+def test_a_check_runs_its_query_once_and_samples_its_least_rows(tmp_path: Path, monkeypatch) -> None:
+    """One query per unexpected-rows check, also when it finds more rows than the sample holds
+    (GX's own runs a second, ``COUNT(*)``, one); the sample is the least rows, key first."""
     from expectations.gx_runner import _gx_types
 
     engine = _gx_types()[1]
@@ -229,14 +230,17 @@ def test_a_check_reads_its_rows_once_unless_the_sample_is_full(tmp_path: Path, m
     execute = engine.execute_query
     monkeypatch.setattr(engine, "execute_query", lambda self, q: (queries.append(str(q)), execute(self, q))[1])
     path = tmp_path / "once.duckdb"
-    cases = GOOD_CASES + [case(f"P{i:04d}", region_code="11010") for i in range(250)]
+    cases = GOOD_CASES + [case(f"P{i:04d}", region_code="11010") for i in reversed(range(250))]
     build_db(path, {"org_units": ORG_UNITS, "service_items": SERVICE_ITEMS, "service_cases": cases})
     specs = {s.name: s for s in suite_for(get_contract("service_cases"))}
-    for name, counted in (("keys_unique", False), ("region_code_matches_pattern", True)):
+    for name, found in (("keys_unique", 0), ("region_code_matches_pattern", 250)):
         queries.clear()
         [outcome] = run_suite(path, "latest.service_cases", "service_cases", [specs[name]])
-        assert outcome.error is None
-        assert sum("unexpected_row_count" in q for q in queries) == int(counted), (name, queries)
+        assert (outcome.error, outcome.unexpected_count) == (None, found)
+        assert sum("min_by" in q for q in queries) == 1, (name, queries)
+        assert not any("unexpected_row_count" in q for q in queries), (name, queries)
+    sample = outcome.details["unexpected_rows_sample"]
+    assert [r["case_no"] for r in sample] == [f"P{i:04d}" for i in range(20)]
 
 
 def test_empty_referenced_table_is_nothing_to_check(tmp_path: Path) -> None:
