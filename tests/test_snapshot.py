@@ -3,6 +3,7 @@ the blocks that changed into the spare, never into a file somebody still reads."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -111,3 +112,23 @@ def test_a_spare_changed_behind_the_manifest_is_copied_whole(warehouse):
     assert sorted(p.name for p in warehouse.published.parent.iterdir() if p.name.startswith(".")) == [
         ".gm.duckdb.blocks", ".gm.duckdb.spare", ".gm.duckdb.spare.blocks"]
     assert os.path.getsize(spare) > 0
+
+
+def test_a_manifest_of_an_earlier_format_costs_one_full_copy(warehouse):
+    """Manifests written before the digests became XXH3-128 (version 1, SHA-1) are not compared
+    block by block with the new digests: the spare is copied whole once, then updated again."""
+    for v in (1, 2):
+        deliver(warehouse, v)
+        warehouse.publish()
+    spare_manifest = manifest_path(spare_path(warehouse.published))
+    meta = json.loads(spare_manifest.read_text(encoding="utf-8"))
+    digests = bytes.fromhex(meta.pop("xxh3_128"))
+    blocks = len(digests) // 16
+    spare_manifest.write_text(json.dumps({**meta, "version": 1, "sha1": (b"\0" * 20 * blocks).hex()}), encoding="utf-8")
+    deliver(warehouse, 3)
+    third = warehouse.publish()
+    assert not third.from_spare and third.bytes_written == third.bytes
+    deliver(warehouse, 4)
+    fourth = warehouse.publish()
+    assert fourth.from_spare and fourth.bytes_written < fourth.bytes / 2
+    assert same_bytes(warehouse) and probe(warehouse.published) == 4

@@ -10,7 +10,7 @@ delivery. So the file a publish replaces is kept beside it as the *spare*
 (``.<name>.spare``), and the publish after next brings the spare up to date by writing only
 the blocks that differ, then swaps it in:
 
-* every published file has a manifest (``.<name>.blocks``): the SHA-1 of each 1 MiB block,
+* every published file has a manifest (``.<name>.blocks``): the XXH3-128 digest of each 1 MiB block,
   and the file's inode, size and modification time as written;
 * publishing reads the working file block by block and writes into the target only the
   blocks whose digest differs from the target's manifest: every block of a new file (a full
@@ -31,7 +31,6 @@ The price is disk: a third file the size of the warehouse.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -40,15 +39,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import xxhash
 
 from warehouse.files import exchange
 from warehouse.stages import stage
 from warehouse.writer import writer_path
 
 BLOCK = 1 << 20
-DIGEST = 20  # SHA-1 (hardware-accelerated here: ~1.6 GB/s on one core)
+# XXH3-128: ~60 GB/s on one core, so publishing reads at the speed of the page cache. SHA-1 (~2 GB/s)
+# made hashing 2.0 of the 2.6 s it took to read and hash the 8.3 GiB full-volume file on two cores
+# (0.65 s now). Not cryptographic, and it needs not be: the file is our own, and a block is compared
+# with the same block of an earlier version, where two different contents agree with odds of 2^-128.
+DIGEST = 16
 STRIPE = 32  # blocks a publishing worker reads, hashes and writes in a row
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 1: SHA-1 digests (a spare with such a manifest is copied whole once)
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def _sync(source: Path, target: Path, known: list[bytes]) -> tuple[list[bytes], 
 
     Reading and hashing is what grows with the warehouse (7.7 GB at full volume), so it runs
     on every core: each worker takes the next stripe of ``STRIPE`` blocks, in file order (the
-    kernel's read-ahead still sees sequential reads). ``os.preadv``, SHA-1 and ``os.pwrite``
+    kernel's read-ahead still sees sequential reads). ``os.preadv``, XXH3 and ``os.pwrite``
     release the GIL.
     """
     size = source.stat().st_size
@@ -110,7 +114,7 @@ def _sync(source: Path, target: Path, known: list[bytes]) -> tuple[list[bytes], 
         written = 0
         for index in range(first, min(first + STRIPE, blocks)):
             n = _read_block(src, view, index * BLOCK)
-            digest = hashlib.sha1(view[:n]).digest()
+            digest = xxhash.xxh3_128_digest(view[:n])
             if index >= len(known) or known[index] != digest:
                 os.pwrite(dst, view[:n], index * BLOCK)
                 written += n
@@ -159,7 +163,7 @@ def _write_manifest(file: Path, digests: list[bytes], into: Path) -> None:
     st = file.stat()
     into.write_text(json.dumps({
         "version": MANIFEST_VERSION, "block": BLOCK, "inode": st.st_ino, "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns, "sha1": b"".join(digests).hex(),
+        "mtime_ns": st.st_mtime_ns, "xxh3_128": b"".join(digests).hex(),
     }), encoding="utf-8")
 
 
@@ -171,7 +175,7 @@ def _digests(file: Path) -> list[bytes] | None:
         if ((meta["version"], meta["block"], meta["inode"], meta["size"], meta["mtime_ns"])
                 != (MANIFEST_VERSION, BLOCK, st.st_ino, st.st_size, st.st_mtime_ns)):
             return None
-        packed = bytes.fromhex(meta["sha1"])
+        packed = bytes.fromhex(meta["xxh3_128"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return [packed[i:i + DIGEST] for i in range(0, len(packed), DIGEST)]
