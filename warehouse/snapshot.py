@@ -99,8 +99,8 @@ def _sync(source: Path, target: Path, known: list[bytes]) -> tuple[list[bytes], 
 
     Reading and hashing is what grows with the warehouse (7.7 GB at full volume), so it runs
     on every core: each worker takes the next stripe of ``STRIPE`` blocks, in file order (the
-    kernel's read-ahead still sees sequential reads). ``os.preadv``, XXH3 and ``os.pwrite``
-    release the GIL.
+    kernel's read-ahead still sees sequential reads). ``os.preadv`` and ``os.pwrite`` release
+    the GIL; XXH3 hashes a block in ~20 µs.
     """
     size = source.stat().st_size
     blocks = -(-size // BLOCK)
