@@ -374,3 +374,16 @@ def test_scipy_stats_loads_only_when_used() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.split() == ["False", "1.0"]
+
+
+def test_a_checked_column_named_like_a_row_alias_samples_whole_rows(tmp_path: Path) -> None:
+    """The sample takes each row as a struct by the subquery's alias; a column called ``r`` (or
+    any short name) must not be taken for the row."""
+    path = tmp_path / "r.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA latest; CREATE TABLE latest.t AS SELECT range AS r, range * 2 AS b FROM range(5)")
+    spec = ExpectationSpec("small_r", "UnexpectedRowsExpectation",
+                           {"unexpected_rows_query": "SELECT r, b FROM {batch} WHERE r >= 3"}, "error", "r < 3")
+    [outcome] = run_suite(path, "latest.t", "t", [spec])
+    assert (outcome.error, outcome.unexpected_count) == (None, 2)
+    assert outcome.details["unexpected_rows_sample"] == [{"r": 3, "b": 6}, {"r": 4, "b": 8}]
