@@ -3,7 +3,7 @@
 Each asset carries one asset check per expectation of its dataset's suite (derived from the
 contract by ``expectations.suites``); severity ``error`` checks are blocking, so a failure
 stops the marts from publishing. The suite itself runs with Great Expectations inside
-DuckDB after the load (``expectations.gx_runner``, imported lazily: GX takes ~10 s to import).
+DuckDB after the load (``expectations.gx_runner``, imported lazily: GX takes ~2 s to import).
 """
 
 

@@ -5,7 +5,7 @@ context, a datasource on the DuckDB file, a table asset for the view, a whole-ta
 definition, an ``ExpectationSuite`` from the specs (``expectations.suites``) and a
 ``ValidationDefinition``, runs it, and returns one :class:`ExpectationOutcome` per spec.
 
-``great_expectations`` is imported lazily (it takes ~10 s); importing this module is cheap.
+``great_expectations`` is imported lazily (it takes ~2 s); importing this module is cheap.
 
 Why a DuckDB-specific datasource (see :func:`_gx_types`): GX's stock SQL path reports every
 expectation as failed on DuckDB without raising, and cannot read a view outside the default
@@ -198,9 +198,9 @@ def _unexpected_rows_type() -> type:
     ``SELECT count(*), min_by(t, t, 200) FROM (<query>) AS t`` (``t`` the row as a struct, by an
     alias no column has): the exact count and the 200 least rows (ordered by their columns, the
     key first; a bounded heap, not a sort) in one pass (12.9 s and 1.6 s for the two checks
-    above). Same arguments and result shape as GX's
-    (``observed_value`` is the exact row count, the sample a list of row dicts); the class is
-    registered with GX under its own name, ``govmetrics_unexpected_rows``.
+    above). Same arguments and result shape as GX's (``observed_value`` is the exact row count,
+    the sample a list of row dicts); the class is registered with GX under its own name,
+    ``govmetrics_unexpected_rows``.
     """
     _gx_types()
     import sqlalchemy as sa

@@ -7,7 +7,7 @@ expectations and runs them against ``latest.<dataset>`` inside the DuckDB wareho
 
 This module is imported when the Dagster code location loads (the specs declare the asset
 checks), so it must stay cheap and deterministic: it does **not** import great_expectations
-(that takes ~10 s); only ``gx_runner`` does, lazily.
+(that takes ~2 s); only ``gx_runner`` does, lazily.
 
 What is derived, in this order (names are stable and unique within a dataset):
 

@@ -58,7 +58,7 @@ def test_every_core_asset_guards_with_checks_and_groups_by_layer():
 
 
 def test_code_location_imports_without_great_expectations_or_env():
-    """Loading the code location must not import GX (10 s) nor need GOVMETRICS_* set."""
+    """Loading the code location must not import GX (~2 s) nor need GOVMETRICS_* set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVMETRICS_")}
     code = ("import sys, pipelines.definitions as d; "
             "assert 'great_expectations' not in sys.modules, 'GX imported at load time'; "

@@ -2,7 +2,7 @@
 
 The test database is built here from the contracts (core tables + ``latest`` views, with the
 bookkeeping columns), so the suite under test is exactly what ``suite_for`` derives.
-GX is imported once per test session (~10 s); each run_suite afterwards takes well under 1 s.
+GX is imported once per test session (~2 s); each run_suite afterwards takes well under 1 s.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from pipelines.resources import Warehouse
-from warehouse.snapshot import BLOCK, manifest_path, spare_path
+from warehouse.snapshot import BLOCK, DIGEST, manifest_path, spare_path
 from warehouse.writer import writer_path
 
 
@@ -123,7 +123,7 @@ def test_a_manifest_of_an_earlier_format_costs_one_full_copy(warehouse):
     spare_manifest = manifest_path(spare_path(warehouse.published))
     meta = json.loads(spare_manifest.read_text(encoding="utf-8"))
     digests = bytes.fromhex(meta.pop("xxh3_128"))
-    blocks = len(digests) // 16
+    blocks = len(digests) // DIGEST
     spare_manifest.write_text(json.dumps({**meta, "version": 1, "sha1": (b"\0" * 20 * blocks).hex()}), encoding="utf-8")
     deliver(warehouse, 3)
     third = warehouse.publish()

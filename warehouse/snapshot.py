@@ -48,7 +48,7 @@ from warehouse.writer import writer_path
 BLOCK = 1 << 20
 # XXH3-128: ~60 GB/s on one core, so publishing reads at the speed of the page cache. SHA-1 (~2 GB/s)
 # made hashing 2.0 of the 2.6 s it took to read and hash the 8.3 GiB full-volume file on two cores
-# (0.65 s now). Not cryptographic, and it needs not be: the file is our own, and a block is compared
+# (0.65 s now). Not cryptographic, and it need not be: the file is our own, and a block is compared
 # with the same block of an earlier version, where two different contents agree with odds of 2^-128.
 DIGEST = 16
 STRIPE = 32  # blocks a publishing worker reads, hashes and writes in a row
